@@ -1,0 +1,72 @@
+// The contract every idempotency store implements: a few atomic primitives, no policy.
+// Scoping, fingerprints, leases and expiry are decided by the engine (engine.ts).
+
+/** A response exactly as it will be replayed. Header names are lower-case. */
+export interface StoredResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Uint8Array;
+}
+
+export type IdempotencyRecord =
+  | {
+      state: 'claimed';
+      scopeKey: string;
+      recordId: string;
+      fingerprint: string;
+      token: string;
+      leaseExpiresAtMs: number;
+      expiresAtMs: number;
+    }
+  | {
+      state: 'completed';
+      scopeKey: string;
+      recordId: string;
+      fingerprint: string;
+      expiresAtMs: number;
+      response: StoredResponse;
+    };
+
+export interface ClaimInput {
+  scopeKey: string;
+  fingerprint: string;
+  /** Fencing token of this attempt: completion and release only succeed while it still holds. */
+  token: string;
+  /** Used when this claim creates a new record; a lease takeover keeps the record's id. */
+  recordId: string;
+  nowMs: number;
+  leaseExpiresAtMs: number;
+  expiresAtMs: number;
+}
+
+export type ClaimResult =
+  | { claimed: true; recordId: string }
+  /** Someone else holds or completed the key; the engine decides what that means. */
+  | { claimed: false; record: IdempotencyRecord };
+
+export interface CompleteInput {
+  scopeKey: string;
+  token: string;
+  response: StoredResponse;
+  expiresAtMs: number;
+}
+
+export interface IdempotencyStore<Tx = never> {
+  /**
+   * Atomically: create the record if absent; take it over if it is expired (retention over)
+   * or if it is a claim whose lease ran out and whose fingerprint matches; else report it.
+   */
+  claim(input: ClaimInput): Promise<ClaimResult>;
+  /** Fenced: stores the response only while `token` still holds the claim. False otherwise. */
+  complete(input: CompleteInput, tx?: Tx): Promise<boolean>;
+  /** Fenced: forgets the claim so a retry executes again. No-op when the token lost it. */
+  release(scopeKey: string, token: string): Promise<void>;
+  /** Deletes up to `limit` records whose retention ended; returns how many it deleted. */
+  reap(nowMs: number, limit: number): Promise<number>;
+  /**
+   * Present on stores that can hold business rows: runs `work` in one transaction, so the
+   * handler's writes and the fenced completion commit or roll back together.
+   */
+  transaction?<T>(work: (tx: Tx) => Promise<T>): Promise<T>;
+  close?(): Promise<void>;
+}

@@ -1,0 +1,69 @@
+// `retrysafe/stores/memory`: an in-process store for tests and single-process demos.
+// It holds no business data, so it has no transaction: the engine completes after the handler.
+import type {
+  ClaimInput,
+  ClaimResult,
+  CompleteInput,
+  IdempotencyRecord,
+  IdempotencyStore,
+} from '../idempotency/store.js';
+
+export class MemoryIdempotencyStore implements IdempotencyStore<undefined> {
+  readonly records = new Map<string, IdempotencyRecord>();
+
+  async claim(input: ClaimInput): Promise<ClaimResult> {
+    const existing = this.records.get(input.scopeKey);
+    const retentionOver = existing !== undefined && existing.expiresAtMs <= input.nowMs;
+    const leaseOver =
+      existing?.state === 'claimed' &&
+      existing.leaseExpiresAtMs <= input.nowMs &&
+      existing.fingerprint === input.fingerprint;
+    if (existing !== undefined && !retentionOver && !leaseOver) return { claimed: false, record: existing };
+    const recordId = leaseOver && !retentionOver ? existing.recordId : input.recordId;
+    this.records.set(input.scopeKey, {
+      state: 'claimed',
+      scopeKey: input.scopeKey,
+      recordId,
+      fingerprint: input.fingerprint,
+      token: input.token,
+      leaseExpiresAtMs: input.leaseExpiresAtMs,
+      expiresAtMs: input.expiresAtMs,
+    });
+    return { claimed: true, recordId };
+  }
+
+  async complete(input: CompleteInput): Promise<boolean> {
+    const existing = this.records.get(input.scopeKey);
+    if (existing?.state !== 'claimed' || existing.token !== input.token) return false;
+    this.records.set(input.scopeKey, {
+      state: 'completed',
+      scopeKey: input.scopeKey,
+      recordId: existing.recordId,
+      fingerprint: existing.fingerprint,
+      expiresAtMs: input.expiresAtMs,
+      response: { ...input.response, body: input.response.body.slice() },
+    });
+    return true;
+  }
+
+  async release(scopeKey: string, token: string): Promise<void> {
+    const existing = this.records.get(scopeKey);
+    if (existing?.state === 'claimed' && existing.token === token) this.records.delete(scopeKey);
+  }
+
+  async reap(nowMs: number, limit: number): Promise<number> {
+    let deleted = 0;
+    for (const [scopeKey, record] of this.records) {
+      if (deleted >= limit) break;
+      if (record.expiresAtMs <= nowMs) {
+        this.records.delete(scopeKey);
+        deleted++;
+      }
+    }
+    return deleted;
+  }
+}
+
+export function createMemoryStore(): MemoryIdempotencyStore {
+  return new MemoryIdempotencyStore();
+}
