@@ -211,6 +211,11 @@ export class Execution<Tx> {
         this.#settled = true;
         throw error;
       }
+      if (error instanceof ProblemError && error.status < 500) {
+        // A deliberate 4xx (say, a username clash): its writes are rolled back, the claim stays
+        // open so the caller stores the answer with `complete` (the Fastify adapter does).
+        throw error;
+      }
       await this.release();
       if (error instanceof RollbackFor5xx) return error.response;
       if (!workStarted && !(error instanceof ProblemError)) throw new IdempotencyStoreUnavailableError(error);

@@ -1,0 +1,92 @@
+// One HTTP attempt: fetch under a per-attempt time limit and the caller's signal, then the body
+// read only if its content type says JSON. It reports what happened; it decides nothing.
+
+import { classifyNetworkFailure } from './network.js';
+import type { FetchLike } from './options.js';
+
+export interface AttemptRequest {
+  fetch: FetchLike;
+  url: string;
+  method: string;
+  headers: Headers;
+  body: string | undefined;
+  /** Already the smaller of the per-attempt timeout and what is left of the deadline. */
+  timeoutMs: number;
+  signal: AbortSignal | undefined;
+}
+
+export type ParsedBody =
+  | { type: 'none' }
+  | { type: 'json'; value: unknown }
+  /** A body we refuse to interpret: wrong content type (an HTML error page) or broken JSON. */
+  | { type: 'unreadable'; contentType: string | undefined; reason: string };
+
+export type AttemptOutcome =
+  | { type: 'response'; status: number; headers: Headers; body: ParsedBody }
+  | { type: 'timeout' }
+  | { type: 'aborted'; sent: 'no' | 'maybe'; reason: unknown }
+  | { type: 'network'; sent: 'no' | 'maybe'; code: string | undefined; cause: unknown };
+
+/** Statuses that never carry a body, whatever the headers say. */
+const bodylessStatuses = new Set([204, 205, 304]);
+
+export async function sendAttempt(request: AttemptRequest): Promise<AttemptOutcome> {
+  // Our own controller, so we know whether *we* stopped the request (timeout) or the caller did.
+  const controller = new AbortController();
+  let stoppedBy: 'timeout' | 'caller' | undefined;
+  const timer = setTimeout(() => {
+    stoppedBy ??= 'timeout';
+    controller.abort();
+  }, request.timeoutMs);
+  const onCallerAbort = (): void => {
+    stoppedBy ??= 'caller';
+    controller.abort(request.signal?.reason);
+  };
+  request.signal?.addEventListener('abort', onCallerAbort, { once: true });
+  if (request.signal?.aborted === true) onCallerAbort();
+
+  let response: Response | undefined;
+  try {
+    const init: RequestInit = { method: request.method, headers: request.headers, signal: controller.signal };
+    if (request.body !== undefined) init.body = request.body;
+    response = await request.fetch(request.url, init);
+    // The body is read under the same limit: a server that sends headers and then stalls is a timeout too.
+    const body = await readBody(response, request.method);
+    return { type: 'response', status: response.status, headers: response.headers, body };
+  } catch (error) {
+    if (stoppedBy === 'timeout') return { type: 'timeout' };
+    if (stoppedBy === 'caller') return { type: 'aborted', sent: 'maybe', reason: request.signal?.reason };
+    // Headers arrived, so the request was delivered; only the rest of the answer was lost.
+    if (response !== undefined) return { type: 'network', sent: 'maybe', code: undefined, cause: error };
+    return { type: 'network', ...classifyNetworkFailure(error), cause: error };
+  } finally {
+    clearTimeout(timer);
+    request.signal?.removeEventListener('abort', onCallerAbort);
+  }
+}
+
+/** The content type is checked before parsing, so an HTML page never reaches JSON.parse or the caller. */
+async function readBody(response: Response, method: string): Promise<ParsedBody> {
+  if (bodylessStatuses.has(response.status) || method === 'HEAD') {
+    await response.body?.cancel();
+    return { type: 'none' };
+  }
+  const contentType = response.headers.get('content-type') ?? undefined;
+  const text = await response.text();
+  if (text.trim() === '') return { type: 'none' };
+  if (!isJson(contentType)) {
+    return { type: 'unreadable', contentType, reason: `${contentType ?? 'no content type'} instead of JSON` };
+  }
+  try {
+    return { type: 'json', value: JSON.parse(text) as unknown };
+  } catch {
+    return { type: 'unreadable', contentType, reason: 'malformed JSON' };
+  }
+}
+
+/** `application/json`, `application/problem+json`, any `+json` suffix (RFC 6839); parameters ignored. */
+export function isJson(contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  const essence = (contentType.split(';')[0] ?? '').trim().toLowerCase();
+  return essence === 'application/json' || /^application\/[\w.+-]+\+json$/.test(essence);
+}

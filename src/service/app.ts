@@ -1,0 +1,100 @@
+// Assembles the reference service from retrysafe's public parts: the Fastify adapter, the
+// HTTP helpers and a store. Users copy this file as the template for their own service.
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import { formBodies, idempotency, problemErrorHandler, problemNotFoundHandler } from '../adapters/fastify.js';
+import { defaultLeaseMs, defaultRetentionMs, type IdempotencyStore } from '../idempotency/index.js';
+import { principalOf, registerAuth } from './auth.js';
+import type { ServiceData } from './data/types.js';
+import { ServiceMetrics } from './metrics.js';
+import { operationsRoutes } from './routes/operations.js';
+import { orderRoutes } from './routes/orders.js';
+import { userRoutes } from './routes/users.js';
+import { registerTestHooks } from './test-hooks.js';
+import { registerValidation } from './validation.js';
+
+export interface ServiceOptions<Tx> {
+  data: ServiceData<Tx>;
+  /** Idempotency records elsewhere than the business data (e.g. Redis). Default: `data.store`. */
+  idempotencyStore?: IdempotencyStore<Tx>;
+  leaseMs?: number;
+  retentionMs?: number;
+  logger?: FastifyServerOptions['logger'];
+  /** Enables the x-test-delay-* headers. Never in production. */
+  testHooks?: boolean;
+}
+
+export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<FastifyInstance> {
+  const { data } = options;
+  const app = Fastify({
+    logger: options.logger ?? { level: 'info', redact: ['req.headers.authorization'] },
+    // One line per request comes from our onResponse hook, with the fields operators need.
+    logController: new LogController({ disableRequestLogging: true }),
+    // Header values never reach the logs, but request ids do: they tie log lines together.
+    requestIdHeader: 'x-request-id',
+  });
+  const metrics = new ServiceMetrics();
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'retrysafe reference service',
+        version: '0.1.0',
+        description: 'Users and orders whose writes are safe to retry. Errors are application/problem+json.',
+      },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
+      security: [{ apiKey: [] }],
+    },
+  });
+  app.setErrorHandler(problemErrorHandler);
+  app.setNotFoundHandler(problemNotFoundHandler);
+  registerValidation(app);
+  await app.register(formBodies);
+  registerAuth(app, data.apiKeys);
+
+  const store = options.idempotencyStore ?? data.store;
+  await app.register(idempotency<Tx>, {
+    store,
+    leaseMs: options.leaseMs ?? defaultLeaseMs,
+    retentionMs: options.retentionMs ?? defaultRetentionMs,
+    // A store without transactions (Redis) runs the writes in the SQL database's transaction.
+    ...(store.transaction ? {} : { transaction: data.transaction }),
+    scope: (request) => principalOf(request).tenant,
+    onOutcome: (outcome) => metrics.idempotency.inc({ outcome }),
+  });
+  const hooks = registerTestHooks(app, options.testHooks === true);
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const retryCount = Number(request.headers['x-retry-count'] ?? 0);
+    metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    metrics.duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    if (retryCount > 0) metrics.retried.inc({ method: request.method, route });
+    request.log.info(
+      {
+        method: request.method,
+        route,
+        status: reply.statusCode,
+        durationMs: Math.round(reply.elapsedTime * 100) / 100,
+        tenant: request.principal?.tenant,
+        idempotencyKey: request.idempotency?.key,
+        idempotencyOutcome: request.idempotency?.outcome,
+        retryCount: Number.isFinite(retryCount) ? retryCount : undefined,
+      },
+      'request',
+    );
+  });
+
+  operationsRoutes(app, data, metrics);
+  userRoutes(app, data, hooks);
+  orderRoutes(app, data, hooks);
+
+  const stopReaper = app.idempotencyEngine.startReaper({
+    onError: (error) => app.log.warn({ err: error }, 'idempotency reaper failed'),
+  });
+  app.addHook('onClose', async () => {
+    stopReaper();
+  });
+  return app;
+}

@@ -1,0 +1,82 @@
+// /orders: the duplicate-order problem. POST requires an Idempotency-Key; the order row and
+// the stored 201 commit in one transaction, so a retry replays instead of ordering twice.
+import type { FastifyInstance } from 'fastify';
+import { NotFoundError } from '../../http/problem.js';
+import { principalOf } from '../auth.js';
+import type { ServiceData } from '../data/types.js';
+import { buildOrder, type OrderInput, orderPath, orderRepresentation, serializeOrder } from '../domain/orders.js';
+import { decodeCursor, pageResponse } from '../pagination.js';
+import { idParamsSchema, listQuerySchema, listSchema, orderInputSchema, orderSchema, problemResponses } from '../schemas.js';
+import type { TestHooks } from '../test-hooks.js';
+
+const json = 'application/json; charset=utf-8';
+
+export function orderRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hooks: TestHooks): void {
+  app.post<{ Body: OrderInput }>(
+    '/orders',
+    {
+      config: { idempotency: 'required' },
+      schema: {
+        summary: 'Place an order',
+        description:
+          'Requires Idempotency-Key. The same key and body again replays the first answer with Idempotent-Replayed: true; the same key with another body is 422; while the first is running, 409 with Retry-After.',
+        tags: ['orders'],
+        headers: {
+          type: 'object',
+          properties: { 'idempotency-key': { type: 'string', description: '1–255 printable ASCII characters.' } },
+        },
+        body: orderInputSchema,
+        response: { 201: orderSchema, ...problemResponses(400, 401, 403, 409, 415, 422, 503) },
+      },
+    },
+    async (request, reply) => {
+      const { tenant } = principalOf(request);
+      await hooks.beforeWrites(request);
+      const order = buildOrder(tenant, request.body);
+      return reply.idempotent<Tx>(async (tx) => {
+        await data.orders.insert(tx, order);
+        return {
+          status: 201,
+          headers: { location: orderPath(order.id), etag: order.etag, 'content-type': json },
+          body: serializeOrder(order),
+        };
+      });
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/orders/:id',
+    {
+      schema: {
+        summary: 'Read an order',
+        tags: ['orders'],
+        params: idParamsSchema,
+        response: { 200: orderSchema, ...problemResponses(401, 404) },
+      },
+    },
+    async (request, reply) => {
+      const order = await data.orders.get(principalOf(request).tenant, request.params.id);
+      if (!order) throw new NotFoundError(`There is no order ${request.params.id}.`);
+      return reply.header('etag', order.etag).type(json).send(serializeOrder(order));
+    },
+  );
+
+  app.get<{ Querystring: { limit: number; cursor?: string } }>(
+    '/orders',
+    {
+      schema: {
+        summary: 'List orders, oldest first',
+        tags: ['orders'],
+        querystring: listQuerySchema,
+        response: { 200: listSchema(orderSchema), ...problemResponses(400, 401) },
+      },
+    },
+    async (request, reply) => {
+      const { limit, cursor } = request.query;
+      const page = await data.orders.list(principalOf(request).tenant, decodeCursor(cursor), limit);
+      const { body, link } = pageResponse('/orders', limit, page.items.map(orderRepresentation), page.nextAfterSeq);
+      if (link) reply.header('link', link);
+      return body;
+    },
+  );
+}
