@@ -1,6 +1,12 @@
 // `retrysafe/stores/postgres`: the shared store for many processes. Records live in your
 // PostgreSQL database, so a handler's rows and its stored response commit in one transaction.
-import type { ClaimInput, ClaimResult, CompleteInput, IdempotencyRecord, IdempotencyStore } from '../idempotency/store.js';
+import type {
+  ClaimInput,
+  ClaimResult,
+  CompleteInput,
+  IdempotencyRecord,
+  IdempotencyStore,
+} from '../idempotency/store.js';
 
 export const defaultPostgresTableName = 'retrysafe_idempotency';
 
@@ -77,7 +83,9 @@ CREATE INDEX IF NOT EXISTS ${indexName} ON ${tableName} (expires_at_ms);
 `;
 }
 
-export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike> implements IdempotencyStore<Client> {
+export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike>
+  implements IdempotencyStore<Client>
+{
   readonly pool: PgPoolLike<Client>;
   readonly tableName: string;
   readonly #sql: ReturnType<typeof statements>;
@@ -119,7 +127,9 @@ export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike
       // Refused by a live record that was released or reaped before we read it: claim anew.
       if (row !== undefined) return { claimed: false, record: toRecord(row) };
     }
-    throw new Error(`claim for ${input.scopeKey} kept racing with deletions; giving up after ${maxClaimAttempts} tries`);
+    throw new Error(
+      `claim for ${input.scopeKey} kept racing with deletions; giving up after ${maxClaimAttempts} tries`,
+    );
   }
 
   async complete(input: CompleteInput, tx?: Client): Promise<boolean> {
@@ -232,7 +242,8 @@ function toRecord(row: RecordRow): IdempotencyRecord {
   if (row.state === 'claimed') {
     return { ...base, state: 'claimed', token: row.token, leaseExpiresAtMs: Number(row.lease_expires_at_ms) };
   }
-  const headers = typeof row.headers === 'string' ? (JSON.parse(row.headers) as Record<string, string>) : row.headers;
+  const headers =
+    typeof row.headers === 'string' ? (JSON.parse(row.headers) as Record<string, string>) : row.headers;
   return {
     ...base,
     state: 'completed',

@@ -14,7 +14,13 @@
 // Cluster hash tag, so any later per-record key lands in the same slot; hashing keeps arbitrary
 // scope keys (which may contain braces) out of the tag. The body is stored as raw bytes.
 import { createHash } from 'node:crypto';
-import type { ClaimInput, ClaimResult, CompleteInput, IdempotencyRecord, IdempotencyStore } from '../idempotency/store.js';
+import type {
+  ClaimInput,
+  ClaimResult,
+  CompleteInput,
+  IdempotencyRecord,
+  IdempotencyStore,
+} from '../idempotency/store.js';
 
 export const defaultRedisKeyPrefix = 'retrysafe:';
 
@@ -107,7 +113,9 @@ export class RedisIdempotencyStore implements IdempotencyStore<never> {
   constructor(options: RedisStoreOptions) {
     this.prefix = options.prefix ?? defaultRedisKeyPrefix;
     if (/[{}]/.test(this.prefix)) {
-      throw new TypeError(`prefix ${this.prefix} must not contain braces: the store sets the Cluster hash tag`);
+      throw new TypeError(
+        `prefix ${this.prefix} must not contain braces: the store sets the Cluster hash tag`,
+      );
     }
     this.#send = binarySender(options.client);
   }
@@ -128,7 +136,8 @@ export class RedisIdempotencyStore implements IdempotencyStore<never> {
       String(input.expiresAtMs),
       expireAtArg(input.expiresAtMs),
     ]);
-    if (!Array.isArray(reply) || reply.length !== 2) throw new Error('claim script returned an unexpected reply');
+    if (!Array.isArray(reply) || reply.length !== 2)
+      throw new Error('claim script returned an unexpected reply');
     const [won, payload] = reply as [unknown, unknown];
     if (Number(won) === 1) return { claimed: true, recordId: text(payload) };
     return { claimed: false, record: toRecord(payload) };
@@ -185,7 +194,10 @@ function binarySender(client: RedisClientLike): Send {
     return ([command, ...args]) => client.callBuffer(String(command), args);
   }
   if ('sendCommand' in client && typeof client.sendCommand === 'function') {
-    const options: NodeRedisCommandOptions = { typeMapping: { [respBlobString]: Buffer }, returnBuffers: true };
+    const options: NodeRedisCommandOptions = {
+      typeMapping: { [respBlobString]: Buffer },
+      returnBuffers: true,
+    };
     return (args) => client.sendCommand(args, options);
   }
   throw new TypeError('client must be an ioredis client (callBuffer) or a node-redis client (sendCommand)');
@@ -198,7 +210,8 @@ function expireAtArg(expiresAtMs: number): string {
 
 function text(value: unknown): string {
   if (typeof value === 'string') return value;
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
+  if (value instanceof Uint8Array)
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
   throw new Error(`expected a string from Redis, got ${typeof value}`);
 }
 
@@ -219,7 +232,12 @@ function toRecord(reply: unknown): IdempotencyRecord {
     expiresAtMs: Number(field('expiresAtMs')),
   };
   if (field('state') === 'claimed') {
-    return { ...base, state: 'claimed', token: field('token'), leaseExpiresAtMs: Number(field('leaseExpiresAtMs')) };
+    return {
+      ...base,
+      state: 'claimed',
+      token: field('token'),
+      leaseExpiresAtMs: Number(field('leaseExpiresAtMs')),
+    };
   }
   const body = fields.get('body');
   // Decoding bytes as text would corrupt binary bodies: refuse rather than replay wrong bytes.

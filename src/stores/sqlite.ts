@@ -57,7 +57,10 @@ export async function withSqliteWriteLock<T>(db: SqliteDatabase, work: () => T |
 }
 
 /** Runs `work` in `BEGIN IMMEDIATE … COMMIT` under the write lock; any throw rolls back. */
-export function runSqliteTransaction<T>(db: SqliteDatabase, work: (tx: SqliteDatabase) => Promise<T> | T): Promise<T> {
+export function runSqliteTransaction<T>(
+  db: SqliteDatabase,
+  work: (tx: SqliteDatabase) => Promise<T> | T,
+): Promise<T> {
   return withSqliteWriteLock(db, async () => {
     db.exec('BEGIN IMMEDIATE');
     try {
@@ -91,7 +94,8 @@ export class SqliteIdempotencyStore implements IdempotencyStore<SqliteDatabase> 
   constructor(options: SqliteStoreOptions) {
     this.db = typeof options.database === 'string' ? openSqliteDatabase(options.database) : options.database;
     const table = options.tableName ?? defaultSqliteTableName;
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(table)) throw new TypeError(`tableName ${table} is not a plain identifier`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(table))
+      throw new TypeError(`tableName ${table} is not a plain identifier`);
     migrate(this.db, table);
     this.#statements = prepareStatements(this.db, table);
   }
@@ -114,7 +118,11 @@ export class SqliteIdempotencyStore implements IdempotencyStore<SqliteDatabase> 
         token: input.token,
         status: input.response.status,
         headers: JSON.stringify(input.response.headers),
-        body: Buffer.from(input.response.body.buffer, input.response.body.byteOffset, input.response.body.byteLength),
+        body: Buffer.from(
+          input.response.body.buffer,
+          input.response.body.byteOffset,
+          input.response.body.byteLength,
+        ),
         expiresAtMs: input.expiresAtMs,
       }).changes === 1;
     // Inside `transaction` the lock is already held by this very execution.
@@ -190,7 +198,9 @@ function prepareStatements(db: SqliteDatabase, table: string) {
       UPDATE ${table} SET state = 'completed', status = @status, headers = @headers, body = @body,
         expires_at_ms = @expiresAtMs
       WHERE scope_key = @scopeKey AND token = @token AND state = 'claimed'`),
-    release: db.prepare(`DELETE FROM ${table} WHERE scope_key = @scopeKey AND token = @token AND state = 'claimed'`),
+    release: db.prepare(
+      `DELETE FROM ${table} WHERE scope_key = @scopeKey AND token = @token AND state = 'claimed'`,
+    ),
     reap: db.prepare(`
       DELETE FROM ${table} WHERE scope_key IN (
         SELECT scope_key FROM ${table} WHERE expires_at_ms <= @nowMs LIMIT @limit)`),

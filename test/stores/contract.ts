@@ -1,0 +1,477 @@
+// The store contract suite: one set of cases every idempotency store must pass, run against
+// real backends. Cases a user would hit go through the real engine; primitives use the store.
+import { randomBytes, randomUUID } from 'node:crypto';
+import Fastify from 'fastify';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { idempotency, problemErrorHandler } from '../../src/adapters/fastify.js';
+import {
+  type BeginResult,
+  createIdempotencyEngine,
+  type Execution,
+  type IdempotencyEngine,
+  type IdempotentRequest,
+} from '../../src/idempotency/engine.js';
+import {
+  IdempotencyKeyInUseError,
+  IdempotencyLeaseLostError,
+  IdempotencyStoreUnavailableError,
+} from '../../src/idempotency/errors.js';
+import type { ClaimInput, IdempotencyStore, StoredResponse } from '../../src/idempotency/store.js';
+
+export interface StoreCapabilities {
+  /** `reaper`: `reap` deletes expired records in bounded batches. `ttl`: the backend expires them itself. */
+  expiry: 'reaper' | 'ttl';
+  /** The store runs the handler's writes and the fenced completion in one transaction. */
+  transactional: boolean;
+}
+
+export interface StoreHarness<Tx> {
+  store: IdempotencyStore<Tx>;
+  /** Transactional stores: a business table the handler writes to inside the store's transaction. */
+  business?: { insert(tx: Tx, id: string): Promise<void>; count(): Promise<number> };
+  /** TTL stores: the backend's remaining time to live of the record for `scopeKey`. */
+  ttlMs?(scopeKey: string): Promise<number>;
+  cleanup(): Promise<void>;
+}
+
+export interface StoreFactory<Tx> {
+  /** A fresh, empty store (its own table or key prefix), called before every case. */
+  create(): Promise<StoreHarness<Tx>>;
+  /** The same kind of store pointed at a backend that is down (e.g. a closed port). */
+  unavailable?(): Promise<{ store: IdempotencyStore<Tx>; cleanup(): Promise<void> }>;
+}
+
+const leaseMs = 30_000;
+const retentionMs = 60 * 60_000;
+const encoder = new TextEncoder();
+
+export function describeStoreContract<Tx>(
+  name: string,
+  factory: StoreFactory<Tx>,
+  capabilities: StoreCapabilities,
+) {
+  describe(`${name} store contract`, () => {
+    let harness: StoreHarness<Tx>;
+    // Logical time the tests move by hand. It starts at the real time only because Redis TTLs
+    // are absolute deadlines; no assertion depends on the wall clock.
+    let clock: { nowMs: number };
+    let engine: IdempotencyEngine<Tx>;
+
+    beforeEach(async () => {
+      harness = await factory.create();
+      clock = { nowMs: Date.now() };
+      engine = createIdempotencyEngine<Tx>({
+        store: harness.store,
+        leaseMs,
+        retentionMs,
+        now: () => clock.nowMs,
+      });
+    });
+
+    afterEach(async () => {
+      await harness.cleanup();
+    });
+
+    it('lets exactly one of 100 concurrent requests with one key execute; the others see it in use', async () => {
+      const request = keyedRequest();
+      const results = await Promise.all(Array.from({ length: 100 }, () => engine.begin(request)));
+      const outcomes = results.map((result) => result.outcome);
+      expect(outcomes.filter((outcome) => outcome === 'executed')).toHaveLength(1);
+      expect(outcomes.filter((outcome) => outcome === 'in_use')).toHaveLength(99);
+      const winner = results.find((result) => result.outcome === 'executed');
+      await executed(winner).commit(async () => response(201, 'created once'));
+      expect(await replayedBody(engine.begin(request))).toBe('created once');
+    });
+
+    it('lets exactly one of 100 concurrent claims win and shows the others the winner', async () => {
+      const scopeKey = `scope-${randomUUID()}`;
+      const inputs = Array.from({ length: 100 }, () => claimInput(scopeKey, clock.nowMs));
+      const results = await Promise.all(inputs.map((input) => harness.store.claim(input)));
+      const winners = results.flatMap((result, index) => (result.claimed ? [inputs[index]!] : []));
+      expect(winners).toHaveLength(1);
+      for (const result of results) {
+        if (result.claimed) continue;
+        expect(result.record).toMatchObject({ state: 'claimed', token: winners[0]!.token });
+      }
+    });
+
+    it('reports the record that refused a claim exactly, with numeric times', async () => {
+      const scopeKey = `scope-${randomUUID()}`;
+      const first = claimInput(scopeKey, clock.nowMs);
+      expect(await harness.store.claim(first)).toEqual({ claimed: true, recordId: first.recordId });
+      const second = await harness.store.claim({
+        ...claimInput(scopeKey, clock.nowMs + 1),
+        fingerprint: first.fingerprint,
+      });
+      expect(second).toEqual({
+        claimed: false,
+        record: {
+          state: 'claimed',
+          scopeKey,
+          recordId: first.recordId,
+          fingerprint: first.fingerprint,
+          token: first.token,
+          leaseExpiresAtMs: first.leaseExpiresAtMs,
+          expiresAtMs: first.expiresAtMs,
+        },
+      });
+    });
+
+    it('answers in use while the lease holds, then lets a retry take over with the same record id', async () => {
+      const request = keyedRequest();
+      const first = executed(await engine.begin(request));
+      clock.nowMs += leaseMs - 1;
+      const during = await engine.begin(request);
+      expect(during.outcome).toBe('in_use');
+      expect(during.outcome === 'in_use' && during.error).toBeInstanceOf(IdempotencyKeyInUseError);
+      clock.nowMs += 1;
+      const takeover = executed(await engine.begin(request));
+      expect(takeover.recordId).toBe(first.recordId);
+      expect(takeover.token).not.toBe(first.token);
+    });
+
+    it('refuses the fenced completion of a request whose lease was taken over', async () => {
+      const request = keyedRequest();
+      const slow = executed(await engine.begin(request));
+      clock.nowMs += leaseMs;
+      const retry = executed(await engine.begin(request));
+      const stale = {
+        scopeKey: slow.scopeKey,
+        token: slow.token,
+        response: response(201, 'slow'),
+        expiresAtMs: 0,
+      };
+      expect(await harness.store.complete({ ...stale, expiresAtMs: clock.nowMs + retentionMs })).toBe(false);
+      await expect(slow.commit(async () => response(201, 'slow'))).rejects.toBeInstanceOf(
+        IdempotencyLeaseLostError,
+      );
+      await retry.commit(async () => response(201, 'retry'));
+      expect(await replayedBody(engine.begin(request))).toBe('retry');
+    });
+
+    it('never hands a lapsed lease to a request with a different body', async () => {
+      const request = keyedRequest();
+      executed(await engine.begin(request));
+      clock.nowMs += leaseMs;
+      expect((await engine.begin({ ...request, body: { sku: 'other' } })).outcome).toBe('mismatch');
+    });
+
+    it('replays the exact status, headers and body of the first answer', async () => {
+      const request = keyedRequest();
+      const first = executed(await engine.begin(request));
+      const original: StoredResponse = {
+        status: 201,
+        headers: {
+          'content-type': 'application/json; charset=utf-8',
+          location: '/orders/o-1',
+          etag: '"v1"',
+          link: '</orders/o-1/items>; rel="items"',
+        },
+        body: encoder.encode('{"id":"o-1","total":"12.50"}'),
+      };
+      await first.commit(async () => original);
+      clock.nowMs += leaseMs * 3;
+      const replay = await engine.begin(request);
+      expect(replay).toEqual({ outcome: 'replayed', recordId: first.recordId, response: original });
+    });
+
+    it('refuses a reused key with a different body and keeps the original answer', async () => {
+      const request = keyedRequest();
+      await executed(await engine.begin(request)).commit(async () => response(201, 'original'));
+      expect((await engine.begin({ ...request, body: { sku: 'B-2', qty: 9 } })).outcome).toBe('mismatch');
+      expect((await engine.begin({ ...request, path: '/orders/elsewhere' })).outcome).toBe('mismatch');
+      expect(await replayedBody(engine.begin(request))).toBe('original');
+    });
+
+    it('treats a key as new once its retention has ended, under a new record id', async () => {
+      const request = keyedRequest();
+      const first = executed(await engine.begin(request));
+      await first.commit(async () => response(201, 'first'));
+      clock.nowMs += retentionMs - 1;
+      expect(await replayedBody(engine.begin(request))).toBe('first');
+      clock.nowMs += 1;
+      const again = executed(await engine.begin({ ...request, body: { sku: 'new use of the key' } }));
+      expect(again.recordId).not.toBe(first.recordId);
+      await again.commit(async () => response(201, 'second'));
+      expect(await replayedBody(engine.begin({ ...request, body: { sku: 'new use of the key' } }))).toBe(
+        'second',
+      );
+    });
+
+    it('releases a claim so a retry executes, and ignores a release by a token that lost it', async () => {
+      const request = keyedRequest();
+      const first = executed(await engine.begin(request));
+      await harness.store.release(first.scopeKey, randomUUID());
+      expect((await engine.begin(request)).outcome).toBe('in_use');
+      await first.release();
+      const retry = executed(await engine.begin(request));
+      await retry.commit(async () => response(201, 'done'));
+      // A completed record is not a claim: releasing it, even with its own token, changes nothing.
+      await harness.store.release(retry.scopeKey, retry.token);
+      expect(await replayedBody(engine.begin(request))).toBe('done');
+    });
+
+    it('keeps one key apart across scopes, methods and routes', async () => {
+      const key = `key-${randomUUID()}`;
+      const variants: IdempotentRequest[] = [
+        keyedRequest({ key, scope: 'tenant-a' }),
+        keyedRequest({ key, scope: 'tenant-b' }),
+        keyedRequest({ key, scope: 'tenant-a', method: 'PUT' }),
+        keyedRequest({ key, scope: 'tenant-a', route: '/users', path: '/users' }),
+      ];
+      for (const [index, request] of variants.entries()) {
+        await executed(await engine.begin(request)).commit(async () => response(201, `answer ${index}`));
+      }
+      for (const [index, request] of variants.entries()) {
+        expect(await replayedBody(engine.begin(request))).toBe(`answer ${index}`);
+      }
+    });
+
+    it('round-trips a 1 MiB body byte for byte', async () => {
+      const body = new Uint8Array(randomBytes(1024 * 1024));
+      const request = keyedRequest();
+      await executed(await engine.begin(request)).commit(async () => ({ status: 200, headers: {}, body }));
+      const replay = await engine.begin(request);
+      expect(replay.outcome).toBe('replayed');
+      const replayed = replay.outcome === 'replayed' ? replay.response.body : new Uint8Array(0);
+      expect(replayed.byteLength).toBe(body.byteLength);
+      expect(Buffer.compare(replayed, body)).toBe(0);
+    });
+
+    it('round-trips binary (every byte value), UTF-8 and empty bodies exactly', async () => {
+      const bodies = [
+        Uint8Array.from({ length: 512 }, (_, index) => (index * 7 + 255) % 256),
+        Uint8Array.from({ length: 256 }, (_, index) => 255 - index),
+        encoder.encode('🦄 注文を受け付けました 订单 주문 ✓ \u0000 "quoted" \\ end'),
+        new Uint8Array(0),
+      ];
+      expect(new Set(bodies[0])).toHaveProperty('size', 256);
+      for (const body of bodies) {
+        const request = keyedRequest();
+        await executed(await engine.begin(request)).commit(async () => ({ status: 200, headers: {}, body }));
+        const replay = await engine.begin(request);
+        expect(replay.outcome === 'replayed' && replay.response.body).toEqual(body);
+      }
+    });
+
+    it('serves a keyed POST through the Fastify adapter once and replays it', async () => {
+      const app = Fastify();
+      app.setErrorHandler(problemErrorHandler);
+      let executions = 0;
+      await app.register(idempotency<Tx>, { engine, scope: () => 'tenant-a' });
+      app.post('/orders', { config: { idempotency: 'required' } }, async (_request, reply) =>
+        reply.idempotent<Tx>(async (tx) => {
+          executions++;
+          if (harness.business) await harness.business.insert(tx, `order-${executions}`);
+          return { status: 201, headers: { location: '/orders/1' }, body: { id: '1', note: '✓' } };
+        }),
+      );
+      const post = () =>
+        app.inject({
+          method: 'POST',
+          url: '/orders',
+          headers: { 'idempotency-key': 'fastify-key' },
+          payload: { sku: 'A' },
+        });
+      const first = await post();
+      const second = await post();
+      await app.close();
+      expect(first.statusCode).toBe(201);
+      expect(second.statusCode).toBe(201);
+      expect(second.headers['idempotent-replayed']).toBe('true');
+      expect(second.headers.location).toBe('/orders/1');
+      expect(second.body).toBe(first.body);
+      expect(executions).toBe(1);
+      if (harness.business) expect(await harness.business.count()).toBe(1);
+    });
+
+    if (capabilities.expiry === 'reaper') {
+      it('reaps expired records in bounded batches and leaves live ones alone', async () => {
+        const startMs = clock.nowMs;
+        for (let index = 0; index < 25; index++) {
+          const execution = executed(await engine.begin(keyedRequest()));
+          // Completed and merely claimed records both expire when their retention ends.
+          if (index % 5 !== 0) await execution.commit(async () => response(201, `old ${index}`));
+        }
+        clock.nowMs = startMs + retentionMs / 2;
+        const live = Array.from({ length: 3 }, () => keyedRequest());
+        for (const request of live) {
+          await executed(await engine.begin(request)).commit(async () => response(201, 'live'));
+        }
+        const reapAtMs = startMs + retentionMs;
+        const batches = [];
+        for (let batch = 0; batch < 4; batch++) batches.push(await harness.store.reap(reapAtMs, 10));
+        expect(batches).toEqual([10, 10, 5, 0]);
+        clock.nowMs = reapAtMs;
+        for (const request of live) expect(await replayedBody(engine.begin(request))).toBe('live');
+      });
+    } else {
+      it('sets a TTL of at most the retention on claimed and completed records, so no reaper is needed', async () => {
+        const request = keyedRequest();
+        const execution = executed(await engine.begin(request));
+        const claimedTtlMs = await harness.ttlMs!(execution.scopeKey);
+        expect(claimedTtlMs).toBeGreaterThan(0);
+        expect(claimedTtlMs).toBeLessThanOrEqual(retentionMs);
+        await execution.commit(async () => response(201, 'kept'));
+        const completedTtlMs = await harness.ttlMs!(execution.scopeKey);
+        expect(completedTtlMs).toBeGreaterThan(0);
+        expect(completedTtlMs).toBeLessThanOrEqual(retentionMs);
+        expect(await harness.store.reap(clock.nowMs + retentionMs, 10)).toBe(0);
+      });
+    }
+
+    if (capabilities.transactional) {
+      describe('transactions', () => {
+        it('commits the business rows and the stored response together', async () => {
+          const request = keyedRequest();
+          const execution = executed(await engine.begin(request));
+          await execution.commit(async (tx) => {
+            await harness.business!.insert(tx, 'order-1');
+            return response(201, 'order-1');
+          });
+          expect(await harness.business!.count()).toBe(1);
+          expect(await replayedBody(engine.begin(request))).toBe('order-1');
+        });
+
+        it('leaves no business row and no record when the work throws', async () => {
+          const request = keyedRequest();
+          const execution = executed(await engine.begin(request));
+          const failure = new Error('handler failed after writing');
+          await expect(
+            execution.commit(async (tx) => {
+              await harness.business!.insert(tx, 'order-1');
+              throw failure;
+            }),
+          ).rejects.toBe(failure);
+          expect(await harness.business!.count()).toBe(0);
+          // The claim is gone, not merely leased: the retry executes at once.
+          expect((await engine.begin(request)).outcome).toBe('executed');
+        });
+
+        it('rolls back the writes of a 5xx answer and lets the retry execute', async () => {
+          const request = keyedRequest();
+          const execution = executed(await engine.begin(request));
+          const answer = await execution.commit(async (tx) => {
+            await harness.business!.insert(tx, 'order-1');
+            return response(503, 'downstream unavailable');
+          });
+          expect(answer.status).toBe(503);
+          expect(await harness.business!.count()).toBe(0);
+          expect((await engine.begin(request)).outcome).toBe('executed');
+        });
+
+        it('rolls back the writes of a request whose lease was taken over', async () => {
+          const request = keyedRequest();
+          const slow = executed(await engine.begin(request));
+          clock.nowMs += leaseMs;
+          const retry = executed(await engine.begin(request));
+          await expect(
+            slow.commit(async (tx) => {
+              await harness.business!.insert(tx, 'order-from-slow');
+              return response(201, 'slow');
+            }),
+          ).rejects.toBeInstanceOf(IdempotencyLeaseLostError);
+          expect(await harness.business!.count()).toBe(0);
+          await retry.commit(async (tx) => {
+            await harness.business!.insert(tx, 'order-from-retry');
+            return response(201, 'retry');
+          });
+          expect(await harness.business!.count()).toBe(1);
+        });
+      });
+    }
+
+    const unavailable = factory.unavailable;
+    if (unavailable !== undefined) {
+      describe('when the store is down', () => {
+        it('rejects begin with a 503 IdempotencyStoreUnavailableError carrying Retry-After', async () => {
+          const down = await unavailable();
+          try {
+            const downEngine = createIdempotencyEngine<Tx>({ store: down.store, now: () => clock.nowMs });
+            const error = await downEngine.begin(keyedRequest()).then(
+              () => undefined,
+              (rejection: unknown) => rejection,
+            );
+            expect(error).toBeInstanceOf(IdempotencyStoreUnavailableError);
+            expect(error).toMatchObject({ status: 503, headers: { 'retry-after': '1' } });
+          } finally {
+            await down.cleanup();
+          }
+        });
+
+        it('answers a keyed POST with a 503 problem and never runs the handler', async () => {
+          const down = await unavailable();
+          const app = Fastify();
+          try {
+            app.setErrorHandler(problemErrorHandler);
+            let executions = 0;
+            await app.register(idempotency<Tx>, { store: down.store, scope: () => 'tenant-a' });
+            app.post('/orders', { config: { idempotency: 'required' } }, async (_request, reply) =>
+              reply.idempotent(async () => {
+                executions++;
+                return { status: 201, body: { id: '1' } };
+              }),
+            );
+            const answer = await app.inject({
+              method: 'POST',
+              url: '/orders',
+              headers: { 'idempotency-key': 'key-1' },
+              payload: { sku: 'A' },
+            });
+            expect(answer.statusCode).toBe(503);
+            expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+            expect(answer.headers['retry-after']).toBe('1');
+            expect(answer.json()).toMatchObject({
+              status: 503,
+              type: 'urn:retrysafe:problem:idempotency-store-unavailable',
+            });
+            expect(executions).toBe(0);
+          } finally {
+            await app.close();
+            await down.cleanup();
+          }
+        });
+      });
+    }
+  });
+}
+
+function keyedRequest(overrides: Partial<IdempotentRequest> = {}): IdempotentRequest {
+  return {
+    scope: 'tenant-a',
+    method: 'POST',
+    route: '/orders',
+    path: '/orders',
+    key: `key-${randomUUID()}`,
+    body: { sku: 'A-1', qty: 1 },
+    ...overrides,
+  };
+}
+
+function claimInput(scopeKey: string, nowMs: number): ClaimInput {
+  return {
+    scopeKey,
+    fingerprint: `fp-${randomUUID()}`,
+    token: randomUUID(),
+    recordId: randomUUID(),
+    nowMs,
+    leaseExpiresAtMs: nowMs + leaseMs,
+    expiresAtMs: nowMs + retentionMs,
+  };
+}
+
+function response(status: number, text: string): StoredResponse {
+  return { status, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: encoder.encode(text) };
+}
+
+function executed<Tx>(result: BeginResult<Tx> | undefined): Execution<Tx> {
+  if (result?.outcome !== 'executed')
+    throw new Error(`expected the request to execute, got ${result?.outcome}`);
+  return result.execution;
+}
+
+async function replayedBody<Tx>(pending: Promise<BeginResult<Tx>>): Promise<string> {
+  const result = await pending;
+  if (result.outcome !== 'replayed') throw new Error(`expected a replay, got ${result.outcome}`);
+  return new TextDecoder().decode(result.response.body);
+}

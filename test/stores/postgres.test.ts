@@ -1,0 +1,123 @@
+// Runs the store contract against the PostgreSQL store on the real server at 127.0.0.1:5432,
+// in a schema of its own that is dropped afterwards; plus the store's own migration checks.
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPostgresStore, postgresMigrationSql } from '../../src/stores/postgres.js';
+import { describeStoreContract } from './contract.js';
+
+const connection = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' };
+const schema = `retrysafe_test_${randomBytes(6).toString('hex')}`;
+const pool = new pg.Pool({ ...connection, max: 10 });
+let tables = 0;
+
+beforeAll(async () => {
+  await pool.query(`CREATE SCHEMA ${schema}`);
+});
+
+afterAll(async () => {
+  await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await pool.end();
+});
+
+async function freshStore() {
+  tables++;
+  const store = createPostgresStore<pg.PoolClient>({ pool, tableName: `${schema}.idempotency_${tables}` });
+  await store.migrate();
+  return store;
+}
+
+describeStoreContract<pg.PoolClient>(
+  'postgres',
+  {
+    create: async () => {
+      const store = await freshStore();
+      const orders = `${schema}.orders_${tables}`;
+      await pool.query(`CREATE TABLE ${orders} (id text PRIMARY KEY)`);
+      return {
+        store,
+        business: {
+          insert: async (tx, id) => {
+            await tx.query(`INSERT INTO ${orders} (id) VALUES ($1)`, [id]);
+          },
+          count: async () => Number((await pool.query(`SELECT count(*) AS n FROM ${orders}`)).rows[0].n),
+        },
+        cleanup: async () => {},
+      };
+    },
+    // Nothing listens on port 1: every connection attempt is refused at once.
+    unavailable: async () => {
+      const downPool = new pg.Pool({ ...connection, port: 1, connectionTimeoutMillis: 2_000 });
+      downPool.on('error', () => {});
+      return { store: createPostgresStore({ pool: downPool }), cleanup: () => downPool.end() };
+    },
+  },
+  { expiry: 'reaper', transactional: true },
+);
+
+describe('postgres store', () => {
+  it('migrates idempotently, even from several processes at once, and indexes expires_at_ms', async () => {
+    const store = await freshStore();
+    await Promise.all(Array.from({ length: 5 }, () => store.migrate()));
+    const [, table] = store.tableName.split('.');
+    const indexes = await pool.query(
+      'SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = $2',
+      [schema, table],
+    );
+    expect(indexes.rows.map((row: { indexdef: string }) => row.indexdef)).toContainEqual(
+      expect.stringMatching(/\(expires_at_ms\)$/),
+    );
+  });
+
+  it('ships its migration as SQL for migration tools', () => {
+    const sql = postgresMigrationSql('app.idempotency');
+    expect(sql).toContain('CREATE TABLE IF NOT EXISTS app.idempotency');
+    expect(sql).toContain(
+      'CREATE INDEX IF NOT EXISTS idempotency_expires_at_ms ON app.idempotency (expires_at_ms)',
+    );
+  });
+
+  it('refuses a table name that is not an identifier, so it can never inject SQL', () => {
+    expect(() => createPostgresStore({ pool, tableName: 'records; DROP TABLE users' })).toThrow(TypeError);
+    expect(() => postgresMigrationSql('a.b.c')).toThrow(TypeError);
+  });
+
+  it('returns every checked-out client to the pool, whether the work commits or throws', async () => {
+    const store = await freshStore();
+    const smallPool = new pg.Pool({ ...connection, max: 1 });
+    const smallStore = createPostgresStore<pg.PoolClient>({ pool: smallPool, tableName: store.tableName });
+    try {
+      // With one connection, a single leaked client would make the next transaction wait forever.
+      for (let attempt = 0; attempt < 3; attempt++) {
+        await expect(
+          smallStore.transaction(async () => Promise.reject(new Error('work failed'))),
+        ).rejects.toThrow('work failed');
+        expect(
+          await smallStore.transaction(async (tx) => (await tx.query('SELECT 1 AS one')).rows[0].one),
+        ).toBe(1);
+      }
+      expect(smallPool.idleCount).toBe(1);
+    } finally {
+      await smallPool.end();
+    }
+  });
+
+  it('runs the work and the fenced completion on one connection, inside one transaction', async () => {
+    const store = await freshStore();
+    const seen = await store.transaction(async (tx) => {
+      const inside = await tx.query('SELECT pg_backend_pid() AS pid, now() = statement_timestamp() AS fresh');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const later = await tx.query(
+        'SELECT pg_backend_pid() AS pid, now() AS started, statement_timestamp() AS at',
+      );
+      return {
+        first: inside.rows[0].pid,
+        second: later.rows[0].pid,
+        inTx: later.rows[0].started < later.rows[0].at,
+      };
+    });
+    expect(seen.second).toBe(seen.first);
+    // now() is frozen at BEGIN: a later statement in the same transaction sees an older now().
+    expect(seen.inTx).toBe(true);
+  });
+});
