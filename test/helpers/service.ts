@@ -1,0 +1,95 @@
+// Starts the reference service as a real child process (`node bin/retrysafe.js serve`) on a
+// free loopback port with its own temporary SQLite file. Needs `npm run build` first.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const binPath = new URL('../../bin/retrysafe.js', import.meta.url).pathname;
+
+export interface StartServiceOptions {
+  /** Extra environment; RETRYSAFE_TEST_HOOKS=1 is always set. */
+  env?: Record<string, string>;
+  /** Reuse a database file (to restart "the same" service); default: a fresh temp file. */
+  dbPath?: string;
+}
+
+export interface StartedService {
+  url: string;
+  dbPath: string;
+  process: ChildProcess;
+  /** Every stdout line so far (JSON log lines and the banner). */
+  logs: string[];
+  /** Parsed JSON log lines. */
+  logRecords(): Record<string, unknown>[];
+  /** SIGTERM and wait for exit; removes the temp directory unless the db was given. */
+  stop(): Promise<void>;
+  /** Sends `signal` (default SIGKILL) and waits for the process to exit; keeps the db. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function startService(options: StartServiceOptions = {}): Promise<StartedService> {
+  const ownDir = options.dbPath === undefined ? mkdtempSync(join(tmpdir(), 'retrysafe-test-')) : undefined;
+  const dbPath = options.dbPath ?? join(ownDir!, 'service.db');
+  const child = spawn(process.execPath, [binPath, 'serve', '--port', '0', '--host', '127.0.0.1', '--db', dbPath], {
+    env: { ...process.env, LOG_LEVEL: 'info', ...options.env, RETRYSAFE_TEST_HOOKS: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    let buffered = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) {
+        logs.push(line);
+        const match = /listening on (http:\/\/\S+)/.exec(line);
+        if (match) resolve(match[1]!);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`service exited (${code}) before listening: ${stderr}`)));
+  });
+  const cleanup = () => {
+    if (ownDir) rmSync(ownDir, { recursive: true, force: true });
+  };
+  return {
+    url,
+    dbPath,
+    process: child,
+    logs,
+    logRecords: () =>
+      logs.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+      cleanup();
+    },
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}
+
+/** fetch with a demo key; JSON bodies are serialised for you. */
+export function api(baseUrl: string, token = 'demo-writer-a') {
+  return async (path: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}) => {
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, ...init.headers };
+    let body: string | undefined;
+    if (init.body !== undefined) {
+      body = typeof init.body === 'string' ? init.body : JSON.stringify(init.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    const response = await fetch(new URL(path, baseUrl), { method: init.method ?? 'GET', headers, body: body ?? null });
+    const text = await response.text();
+    const type = response.headers.get('content-type') ?? '';
+    const json = type.includes('json') && text !== '' ? (JSON.parse(text) as Record<string, unknown>) : undefined;
+    return { status: response.status, headers: response.headers, text, json: json as any };
+  };
+}
