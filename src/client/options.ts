@@ -75,7 +75,8 @@ export interface NormalizedOptions {
 }
 
 export function normalizeOptions(options: ClientOptions): NormalizedOptions {
-  if (typeof options !== 'object' || options === null) throw new TypeError('createClient: options are required');
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('createClient: options are required');
   let baseUrl: URL;
   try {
     baseUrl = new URL(options.baseUrl);
@@ -125,7 +126,9 @@ export function normalizeOptions(options: ClientOptions): NormalizedOptions {
 
 function positive(name: string, value: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new TypeError(`createClient: ${name} must be a positive number of milliseconds, got ${String(value)}`);
+    throw new TypeError(
+      `createClient: ${name} must be a positive number of milliseconds, got ${String(value)}`,
+    );
   }
   return value;
 }

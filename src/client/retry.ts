@@ -81,3 +81,11 @@ export function combineSent(previous: Sent, latest: Sent): Sent {
   if (latest === 'maybe' || previous === 'maybe') return 'maybe';
   return previous === 'yes' ? 'yes' : 'no';
 }
+
+/**
+ * `sent` for an attempt that got an answer. A gateway's 502/504 (and a 408 or 503, which may come
+ * from one) says nothing about whether the origin acted, so those stay `maybe`.
+ */
+export function sentForStatus(status: number): Sent {
+  return retryableStatuses.get(status) === 'unknown' ? 'maybe' : 'yes';
+}

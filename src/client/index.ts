@@ -1,0 +1,39 @@
+// Public entry of `retrysafe/client`: a fetch-based SDK for Node 20+ and browsers that makes
+// writes safe to retry (idempotency keys, deadlines, If-Match) and never throws on HTTP outcomes.
+
+export type {
+  CallOptions,
+  Change,
+  Client,
+  DeleteOptions,
+  PostOptions,
+  PutOptions,
+  Query,
+  UpdateOptions,
+  WriteOptions,
+} from './client.js';
+export { createClient } from './client.js';
+export { classifyNetworkFailure, type NetworkFailure } from './network.js';
+export {
+  type ClientOptions,
+  defaultBaseDelayMs,
+  defaultDeadlineMs,
+  defaultMaxAttempts,
+  defaultMaxConflictRetries,
+  defaultMaxDelayMs,
+  defaultTimeoutMs,
+  type FetchLike,
+  type RetryInfo,
+  type RetryOptions,
+} from './options.js';
+export type {
+  ClientError,
+  ErrorKind,
+  Failure,
+  FieldError,
+  Problem,
+  Result,
+  Sent,
+  Success,
+} from './result.js';
+export { errorKinds } from './result.js';
