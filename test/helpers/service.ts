@@ -86,7 +86,12 @@ export function api(baseUrl: string, token = 'demo-writer-a') {
       body = typeof init.body === 'string' ? init.body : JSON.stringify(init.body);
       headers['content-type'] ??= 'application/json';
     }
-    const response = await fetch(new URL(path, baseUrl), { method: init.method ?? 'GET', headers, body: body ?? null });
+    const response = await fetch(new URL(path, baseUrl), {
+      method: init.method ?? 'GET',
+      headers,
+      body: body ?? null,
+      redirect: 'manual',
+    });
     const text = await response.text();
     const type = response.headers.get('content-type') ?? '';
     const json = type.includes('json') && text !== '' ? (JSON.parse(text) as Record<string, unknown>) : undefined;
