@@ -48,8 +48,10 @@ export interface RedisStoreOptions {
   prefix?: string;
 }
 
-/** RESP type byte of a bulk string (`$`); mapping it to Buffer makes node-redis v5 return bytes. */
+/** RESP type bytes node-redis v5 maps: bulk strings (`$`) to Buffer so bodies stay bytes, and
+ * RESP3 maps (`%`) to flat arrays so HGETALL reads the same under RESP2 and RESP3. */
 const respBlobString = 0x24;
+const respMap = 0x25;
 
 type Send = (args: (string | Buffer)[]) => Promise<unknown>;
 
@@ -195,7 +197,7 @@ function binarySender(client: RedisClientLike): Send {
   }
   if ('sendCommand' in client && typeof client.sendCommand === 'function') {
     const options: NodeRedisCommandOptions = {
-      typeMapping: { [respBlobString]: Buffer },
+      typeMapping: { [respBlobString]: Buffer, [respMap]: Array },
       returnBuffers: true,
     };
     return (args) => client.sendCommand(args, options);

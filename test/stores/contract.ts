@@ -333,6 +333,30 @@ export function describeStoreContract<Tx>(
           expect(await replayedBody(engine.begin(request))).toBe('order-1');
         });
 
+        it('undoes a fenced completion made inside a transaction that rolls back', async () => {
+          const scopeKey = `scope-${randomUUID()}`;
+          const claim = claimInput(scopeKey, clock.nowMs);
+          await harness.store.claim(claim);
+          const completion = {
+            scopeKey,
+            token: claim.token,
+            response: response(201, 'never kept'),
+            expiresAtMs: claim.expiresAtMs,
+          };
+          const failure = new Error('work failed after completing');
+          await expect(
+            harness.store.transaction!(async (tx) => {
+              expect(await harness.store.complete(completion, tx)).toBe(true);
+              throw failure;
+            }),
+          ).rejects.toBe(failure);
+          const after = await harness.store.claim({
+            ...claimInput(scopeKey, clock.nowMs),
+            fingerprint: claim.fingerprint,
+          });
+          expect(after).toMatchObject({ claimed: false, record: { state: 'claimed', token: claim.token } });
+        });
+
         it('leaves no business row and no record when the work throws', async () => {
           const request = keyedRequest();
           const execution = executed(await engine.begin(request));

@@ -102,7 +102,7 @@ describe('postgres store', () => {
     }
   });
 
-  it('runs the work and the fenced completion on one connection, inside one transaction', async () => {
+  it('runs all of the work on one connection, inside one transaction', async () => {
     const store = await freshStore();
     const seen = await store.transaction(async (tx) => {
       const inside = await tx.query('SELECT pg_backend_pid() AS pid, now() = statement_timestamp() AS fresh');
