@@ -76,10 +76,10 @@ export interface UpdateOptions<TData = unknown> extends Omit<WriteOptions<TData>
 }
 
 /**
- * Receives a private copy of the current representation; mutate it or return the new body.
- * It may run more than once (after a concurrent edit), so derive the change from what it is given.
+ * Receives a private copy of the current representation; mutate it or return the new body (it may
+ * be async). It runs again after a concurrent edit, so derive the change from what it is given.
  */
-export type Change<TData> = (current: TData) => TData | undefined;
+export type Change<TData> = (current: TData) => TData | undefined | Promise<TData | undefined>;
 
 export interface Client {
   get<TData = unknown>(path: string, options?: CallOptions<TData>): Promise<Result<TData>>;
@@ -163,7 +163,7 @@ async function update<TData>(
       };
     }
     const draft = structuredClone(read.data);
-    const returned = change(draft);
+    const returned = await change(draft);
     const body = returned === undefined ? draft : returned;
     const writeOptions: Call['options'] = { ...readOptions, ifMatch: read.etag };
     if (schema !== undefined) writeOptions.schema = schema;
