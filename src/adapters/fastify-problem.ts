@@ -17,12 +17,20 @@ interface SchemaIssue {
   params: Record<string, unknown>;
 }
 
-export function sendProblem(reply: FastifyReply, problem: ProblemBody, headers: Record<string, string> = {}): FastifyReply {
+export function sendProblem(
+  reply: FastifyReply,
+  problem: ProblemBody,
+  headers: Record<string, string> = {},
+): FastifyReply {
   for (const [name, value] of Object.entries(headers)) reply.header(name, value);
   return reply.code(problem.status).type(problemContentType).send(JSON.stringify(problem));
 }
 
-export function problemErrorHandler(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+export function problemErrorHandler(
+  error: FastifyError | Error,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
   if (error instanceof ProblemError) {
     if (error.status >= 500) request.log.error({ err: error.cause ?? error }, error.message);
     return sendProblem(reply, error.toProblem(), error.headers);
@@ -44,14 +52,23 @@ export function problemErrorHandler(error: FastifyError | Error, request: Fastif
   }
   const status = fastifyError.statusCode;
   if (status !== undefined && status >= 400 && status < 500) {
-    return sendProblem(reply, problemForStatus(status, clientErrorDetail(fastifyError), clientErrorType(status)));
+    return sendProblem(
+      reply,
+      problemForStatus(status, clientErrorDetail(fastifyError), clientErrorType(status)),
+    );
   }
   request.log.error({ err: error }, 'unhandled error');
-  return sendProblem(reply, problemForStatus(500, 'Something went wrong on our side; nothing was saved. Try again.', 'server-error'));
+  return sendProblem(
+    reply,
+    problemForStatus(500, 'Something went wrong on our side; nothing was saved. Try again.', 'server-error'),
+  );
 }
 
 export function problemNotFoundHandler(request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  return sendProblem(reply, problemForStatus(404, `No route ${request.method} ${request.url.split('?')[0]}.`, 'not-found'));
+  return sendProblem(
+    reply,
+    problemForStatus(404, `No route ${request.method} ${request.url.split('?')[0]}.`, 'not-found'),
+  );
 }
 
 function clientErrorType(status: number): string {
@@ -71,12 +88,19 @@ function clientErrorDetail(error: FastifyError): string {
 function toFieldError(issue: SchemaIssue): FieldError {
   const base = issue.instancePath;
   if (issue.keyword === 'required') {
-    return { pointer: `${base}/${escapePointer(String(issue.params.missingProperty))}`, detail: 'is required' };
+    return {
+      pointer: `${base}/${escapePointer(String(issue.params.missingProperty))}`,
+      detail: 'is required',
+    };
   }
   if (issue.keyword === 'additionalProperties') {
-    return { pointer: `${base}/${escapePointer(String(issue.params.additionalProperty))}`, detail: 'is not a known field' };
+    return {
+      pointer: `${base}/${escapePointer(String(issue.params.additionalProperty))}`,
+      detail: 'is not a known field',
+    };
   }
-  if (issue.keyword === 'format') return { pointer: base, detail: `must be a valid ${String(issue.params.format)}` };
+  if (issue.keyword === 'format')
+    return { pointer: base, detail: `must be a valid ${String(issue.params.format)}` };
   return { pointer: base, detail: issue.message ?? 'is invalid' };
 }
 

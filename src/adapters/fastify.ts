@@ -1,6 +1,12 @@
 // `retrysafe/fastify`: a thin Fastify shell over the engine. It parses the key, asks the engine
 // to begin, replays or refuses, and settles the execution; all decisions live in the engine.
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import type {
+  FastifyInstance,
+  FastifyPluginAsync,
+  FastifyReply,
+  FastifyRequest,
+  RouteOptions,
+} from 'fastify';
 import fp from 'fastify-plugin';
 import {
   createIdempotencyEngine,
@@ -14,8 +20,8 @@ import { parseIdempotencyKey } from '../idempotency/key.js';
 import { type ResponseDraft, toStoredResponse } from '../idempotency/response.js';
 import type { StoredResponse } from '../idempotency/store.js';
 
+export { type FormBodiesOptions, formBodies } from './fastify-form.js';
 export { problemErrorHandler, problemNotFoundHandler, sendProblem } from './fastify-problem.js';
-export { formBodies, type FormBodiesOptions } from './fastify-form.js';
 
 export const defaultIdempotencyHeader = 'idempotency-key';
 
@@ -83,7 +89,9 @@ const plugin: FastifyPluginAsync<FastifyIdempotencyOptions<unknown>> = async (fa
   fastify.decorateReply('idempotent', async function idempotent(this: FastifyReply, work) {
     const execution = this.request.idempotency?.execution;
     const draftToStored = async (tx: unknown) => toStoredResponse(await work(tx as never));
-    const response = execution ? await execution.commit(draftToStored) : await runWithoutKey(engine, draftToStored);
+    const response = execution
+      ? await execution.commit(draftToStored)
+      : await runWithoutKey(engine, draftToStored);
     return sendStored(this, response);
   } as FastifyReply['idempotent']);
 
@@ -148,7 +156,10 @@ const plugin: FastifyPluginAsync<FastifyIdempotencyOptions<unknown>> = async (fa
 
 function readKey(mode: IdempotencyMode, headerName: string) {
   return async function readIdempotencyKey(request: FastifyRequest): Promise<void> {
-    const key = parseIdempotencyKey(request.headers[headerName], headerName.replace(/(^|-)\w/g, (s) => s.toUpperCase()));
+    const key = parseIdempotencyKey(
+      request.headers[headerName],
+      headerName.replace(/(^|-)\w/g, (s) => s.toUpperCase()),
+    );
     if (key === undefined && mode === 'required') throw new IdempotencyKeyMissingError('Idempotency-Key');
     request.idempotency = { key, outcome: undefined, recordId: undefined, execution: undefined };
   };
@@ -203,9 +214,9 @@ function asArray<T>(value: T | T[] | undefined): T[] {
 }
 
 /** Register before the routes it protects; mark a route with `config: { idempotency: 'required' }`. */
-export const idempotency = fp(plugin, { fastify: '5.x', name: 'retrysafe-idempotency' }) as <Tx>(
-  instance: FastifyInstance,
-  options: FastifyIdempotencyOptions<Tx>,
-) => Promise<void>;
+export const idempotency: FastifyPluginAsync<FastifyIdempotencyOptions<unknown>> = fp(plugin, {
+  fastify: '5.x',
+  name: 'retrysafe-idempotency',
+});
 
 export default idempotency;

@@ -34,12 +34,20 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (command === 'keys' && positionals[0] === 'create') {
     const role = (values.role ?? 'writer') as Role;
-    if (!values.tenant || (role !== 'writer' && role !== 'reader')) throw new ConfigError('keys create needs --tenant and --role writer|reader');
+    if (!values.tenant || (role !== 'writer' && role !== 'reader'))
+      throw new ConfigError('keys create needs --tenant and --role writer|reader');
     const data = await openServiceData(config.database);
     const key = generateApiKey();
-    await data.apiKeys.add({ keyHash: hashApiKey(key), tenant: values.tenant, role, label: values.label ?? 'cli' });
+    await data.apiKeys.add({
+      keyHash: hashApiKey(key),
+      tenant: values.tenant,
+      role,
+      label: values.label ?? 'cli',
+    });
     await data.close();
-    process.stdout.write(`${key}\n(shown once; tenant ${values.tenant}, ${role}. Demo keys are now disabled.)\n`);
+    process.stdout.write(
+      `${key}\n(shown once; tenant ${values.tenant}, ${role}. Demo keys are now disabled.)\n`,
+    );
     return 0;
   }
   process.stdout.write(`${usage}\n`);

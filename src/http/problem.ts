@@ -75,7 +75,13 @@ export class UnauthorizedError extends ProblemError {
   override name = 'UnauthorizedError';
   constructor(detail: string, realm: string, tokenError?: 'invalid_token') {
     const challenge = `Bearer realm="${realm}"${tokenError ? `, error="${tokenError}"` : ''}`;
-    super({ status: 401, type: 'unauthorized', title: 'Unauthorized', detail, headers: { 'www-authenticate': challenge } });
+    super({
+      status: 401,
+      type: 'unauthorized',
+      title: 'Unauthorized',
+      detail,
+      headers: { 'www-authenticate': challenge },
+    });
   }
 }
 

@@ -69,7 +69,9 @@ export type BeginResult<Tx> =
   | { outcome: 'in_use'; error: IdempotencyKeyInUseError }
   | { outcome: 'mismatch'; error: IdempotencyKeyReuseError };
 
-export function createIdempotencyEngine<Tx = never>(options: IdempotencyEngineOptions<Tx>): IdempotencyEngine<Tx> {
+export function createIdempotencyEngine<Tx = never>(
+  options: IdempotencyEngineOptions<Tx>,
+): IdempotencyEngine<Tx> {
   return new IdempotencyEngine(options);
 }
 
@@ -112,11 +114,17 @@ export class IdempotencyEngine<Tx = never> {
     if (result.claimed) {
       return {
         outcome: 'executed',
-        execution: new Execution(this.options, { scopeKey, token, recordId: result.recordId, key: request.key }),
+        execution: new Execution(this.options, {
+          scopeKey,
+          token,
+          recordId: result.recordId,
+          key: request.key,
+        }),
       };
     }
     const record = result.record;
-    if (record.fingerprint !== fingerprint) return { outcome: 'mismatch', error: new IdempotencyKeyReuseError() };
+    if (record.fingerprint !== fingerprint)
+      return { outcome: 'mismatch', error: new IdempotencyKeyReuseError() };
     if (record.state === 'completed') {
       return { outcome: 'replayed', recordId: record.recordId, response: record.response };
     }
@@ -243,7 +251,9 @@ export class Execution<Tx> {
     }
   }
 
-  async #commitOutsideStore(work: (tx: Tx) => Promise<StoredResponse> | StoredResponse): Promise<StoredResponse> {
+  async #commitOutsideStore(
+    work: (tx: Tx) => Promise<StoredResponse> | StoredResponse,
+  ): Promise<StoredResponse> {
     const run: TransactionRunner<Tx> = this.options.transaction ?? ((inner) => inner(undefined as Tx));
     let response: StoredResponse;
     try {
@@ -284,7 +294,8 @@ function normalise<Tx>(options: IdempotencyEngineOptions<Tx>): NormalisedOptions
   const retentionMs = options.retentionMs ?? defaultRetentionMs;
   const inUseRetryAfterMs = options.inUseRetryAfterMs ?? defaultInUseRetryAfterMs;
   for (const [name, value] of Object.entries({ leaseMs, retentionMs, inUseRetryAfterMs })) {
-    if (!Number.isFinite(value) || value <= 0) throw new TypeError(`${name} must be a positive number of milliseconds`);
+    if (!Number.isFinite(value) || value <= 0)
+      throw new TypeError(`${name} must be a positive number of milliseconds`);
   }
   if (retentionMs < leaseMs) throw new TypeError('retentionMs must be at least leaseMs');
   if (options.store.transaction !== undefined && options.transaction !== undefined) {

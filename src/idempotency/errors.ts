@@ -76,7 +76,8 @@ export class IdempotencyStoreUnavailableError extends ProblemError {
       status: 503,
       type: 'idempotency-store-unavailable',
       title: 'Service unavailable',
-      detail: 'The idempotency store is unavailable, so this request was not executed. Retry with the same key later.',
+      detail:
+        'The idempotency store is unavailable, so this request was not executed. Retry with the same key later.',
       headers: { 'retry-after': '1' },
       cause,
     });

@@ -48,14 +48,16 @@ export function parseDatabase(value: string): DatabaseConfig {
 function parsePort(value: string | undefined): number {
   if (value === undefined || value === '') return defaultPort;
   const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`port ${value} is not 0–65535`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new ConfigError(`port ${value} is not 0–65535`);
   return port;
 }
 
 function parseMs(name: string, value: string | undefined): number | undefined {
   if (value === undefined || value === '') return undefined;
   const ms = Number(value);
-  if (!Number.isFinite(ms) || ms <= 0) throw new ConfigError(`${name}=${value} is not a positive number of milliseconds`);
+  if (!Number.isFinite(ms) || ms <= 0)
+    throw new ConfigError(`${name}=${value} is not a positive number of milliseconds`);
   return ms;
 }
 

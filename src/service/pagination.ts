@@ -13,7 +13,10 @@ export function decodeCursor(cursor: string | undefined): number {
   } catch {
     // Fall through to the 400 below.
   }
-  throw new BadRequestError('The cursor is not one this service issued; start again without it.', 'invalid-cursor');
+  throw new BadRequestError(
+    'The cursor is not one this service issued; start again without it.',
+    'invalid-cursor',
+  );
 }
 
 /** The list body and its `Link: rel="next"` header. */

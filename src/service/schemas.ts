@@ -131,7 +131,10 @@ export function listSchema(item: object) {
 export function problemResponses(...statuses: number[]): Record<number, unknown> {
   const out: Record<number, unknown> = {};
   for (const status of statuses) {
-    out[status] = { description: 'Problem details (RFC 9457)', content: { 'application/problem+json': { schema: problemSchema } } };
+    out[status] = {
+      description: 'Problem details (RFC 9457)',
+      content: { 'application/problem+json': { schema: problemSchema } },
+    };
   }
   return out;
 }

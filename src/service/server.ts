@@ -31,7 +31,8 @@ export async function serve(config: ServiceConfig): Promise<FastifyInstance> {
   const lines = [`retrysafe reference service listening on http://${host}:${port} (data: ${where})`];
   if (seeded || (await data.apiKeys.find(demoKeyRecords()[0]!.keyHash))) {
     lines.push('Demo API keys (send as "Authorization: Bearer <key>"):');
-    for (const k of demoKeys) lines.push(`  ${k.key}  tenant ${k.tenant}, ${k.role === 'writer' ? 'read-write' : 'read-only'}`);
+    for (const k of demoKeys)
+      lines.push(`  ${k.key}  tenant ${k.tenant}, ${k.role === 'writer' ? 'read-write' : 'read-only'}`);
   }
   lines.push(`Try: curl -H 'Authorization: Bearer demo-writer-a' http://${host}:${port}/users`);
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -8,7 +8,13 @@ import type { FastifyInstance } from 'fastify';
 const addFormats = addFormatsModule.default;
 
 function makeAjv(coerceTypes: false | 'array'): Ajv {
-  const ajv = new Ajv({ allErrors: true, coerceTypes, useDefaults: true, removeAdditional: false, strict: false });
+  const ajv = new Ajv({
+    allErrors: true,
+    coerceTypes,
+    useDefaults: true,
+    removeAdditional: false,
+    strict: false,
+  });
   addFormats(ajv);
   return ajv;
 }
@@ -16,5 +22,7 @@ function makeAjv(coerceTypes: false | 'array'): Ajv {
 export function registerValidation(app: FastifyInstance): void {
   const bodies = makeAjv(false);
   const strings = makeAjv('array');
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodies : strings).compile(schema));
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? bodies : strings).compile(schema),
+  );
 }

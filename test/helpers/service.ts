@@ -31,10 +31,14 @@ export interface StartedService {
 export async function startService(options: StartServiceOptions = {}): Promise<StartedService> {
   const ownDir = options.dbPath === undefined ? mkdtempSync(join(tmpdir(), 'retrysafe-test-')) : undefined;
   const dbPath = options.dbPath ?? join(ownDir!, 'service.db');
-  const child = spawn(process.execPath, [binPath, 'serve', '--port', '0', '--host', '127.0.0.1', '--db', dbPath], {
-    env: { ...process.env, LOG_LEVEL: 'info', ...options.env, RETRYSAFE_TEST_HOOKS: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [binPath, 'serve', '--port', '0', '--host', '127.0.0.1', '--db', dbPath],
+    {
+      env: { ...process.env, LOG_LEVEL: 'info', ...options.env, RETRYSAFE_TEST_HOOKS: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const logs: string[] = [];
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
@@ -77,9 +81,16 @@ export async function startService(options: StartServiceOptions = {}): Promise<S
   };
 }
 
+/** Parsed JSON of a test response: tests index into it freely and assert on what they read. */
+// biome-ignore lint/suspicious/noExplicitAny: test-only convenience; every value read is asserted on.
+type Json = any;
+
 /** fetch with a demo key; JSON bodies are serialised for you. */
 export function api(baseUrl: string, token = 'demo-writer-a') {
-  return async (path: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}) => {
+  return async (
+    path: string,
+    init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
+  ) => {
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, ...init.headers };
     let body: string | undefined;
     if (init.body !== undefined) {
@@ -94,7 +105,8 @@ export function api(baseUrl: string, token = 'demo-writer-a') {
     });
     const text = await response.text();
     const type = response.headers.get('content-type') ?? '';
-    const json = type.includes('json') && text !== '' ? (JSON.parse(text) as Record<string, unknown>) : undefined;
-    return { status: response.status, headers: response.headers, text, json: json as any };
+    const json =
+      type.includes('json') && text !== '' ? (JSON.parse(text) as Record<string, unknown>) : undefined;
+    return { status: response.status, headers: response.headers, text, json: json as Json };
   };
 }

@@ -33,7 +33,11 @@ describe('authentication', () => {
   it('lets a reader read but answers 403 when it writes, before anything else is checked', async () => {
     const reader = api(service.url, 'demo-reader-a');
     expect((await reader('/users')).status).toBe(200);
-    const write = await reader('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': 'r1' } });
+    const write = await reader('/orders', {
+      method: 'POST',
+      body: order,
+      headers: { 'idempotency-key': 'r1' },
+    });
     expect(write.status).toBe(403);
     expect(write.json.type).toBe('urn:retrysafe:problem:forbidden');
     const noKey = await reader('/orders', { method: 'POST', body: order });
@@ -44,7 +48,11 @@ describe('authentication', () => {
     const reader = api(service.url, 'demo-reader-a');
     const writer = api(service.url, 'demo-writer-a');
     await reader('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': 'auth-first' } });
-    const real = await writer('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': 'auth-first' } });
+    const real = await writer('/orders', {
+      method: 'POST',
+      body: order,
+      headers: { 'idempotency-key': 'auth-first' },
+    });
     expect(real.status).toBe(201);
     expect(real.headers.get('idempotent-replayed')).toBeNull();
   });
@@ -57,7 +65,17 @@ describe('retrysafe keys create', () => {
     try {
       const first = await startService({ dbPath });
       await first.stop();
-      const { stdout } = await run(process.execPath, [bin, 'keys', 'create', '--tenant', 'acme', '--role', 'writer', '--db', dbPath]);
+      const { stdout } = await run(process.execPath, [
+        bin,
+        'keys',
+        'create',
+        '--tenant',
+        'acme',
+        '--role',
+        'writer',
+        '--db',
+        dbPath,
+      ]);
       const key = stdout.split('\n')[0]!;
       expect(key).toMatch(/^rs_[A-Za-z0-9_-]{32}$/);
       expect(readFileSync(dbPath).includes(key)).toBe(false);

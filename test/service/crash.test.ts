@@ -95,9 +95,13 @@ describe('a server killed with SIGKILL', () => {
 describe('retention', () => {
   it('forgets a key after IDEMPOTENCY_RETENTION_MS, so the same key then creates a new order', async () => {
     dir = mkdtempSync(join(tmpdir(), 'retrysafe-retention-'));
-    const s = await startService({ dbPath: join(dir, 'r.db'), env: { IDEMPOTENCY_LEASE_MS: '300', IDEMPOTENCY_RETENTION_MS: '600' } });
+    const s = await startService({
+      dbPath: join(dir, 'r.db'),
+      env: { IDEMPOTENCY_LEASE_MS: '300', IDEMPOTENCY_RETENTION_MS: '600' },
+    });
     running.push(s);
-    const post = () => api(s.url)('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': 'kept-briefly' } });
+    const post = () =>
+      api(s.url)('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': 'kept-briefly' } });
     const first = await post();
     const replay = await post();
     expect(replay.headers.get('idempotent-replayed')).toBe('true');

@@ -30,7 +30,11 @@ async function orderCount(client: ReturnType<typeof api>): Promise<number> {
 
 describe('POST /orders', () => {
   it('creates with 201, Location and a strong ETag, and GET Location answers the same representation', async () => {
-    const created = await asA('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': randomUUID() } });
+    const created = await asA('/orders', {
+      method: 'POST',
+      body: order,
+      headers: { 'idempotency-key': randomUUID() },
+    });
     expect(created.status).toBe(201);
     const location = created.headers.get('location');
     expect(location).toBe(`/orders/${created.json.id}`);
@@ -50,7 +54,8 @@ describe('POST /orders', () => {
     expect(first.headers.get('idempotent-replayed')).toBeNull();
     expect(again.status).toBe(first.status);
     expect(again.text).toBe(first.text);
-    for (const name of ['location', 'etag', 'content-type']) expect(again.headers.get(name)).toBe(first.headers.get(name));
+    for (const name of ['location', 'etag', 'content-type'])
+      expect(again.headers.get(name)).toBe(first.headers.get(name));
     expect(again.headers.get('idempotent-replayed')).toBe('true');
     expect(await orderCount(asA)).toBe(before + 1);
   });
@@ -58,7 +63,11 @@ describe('POST /orders', () => {
   it('treats a Structured Field string key and the bare token as the same key', async () => {
     const key = `sf-${randomUUID()}`;
     const first = await asA('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': key } });
-    const quoted = await asA('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': `"${key}"` } });
+    const quoted = await asA('/orders', {
+      method: 'POST',
+      body: order,
+      headers: { 'idempotency-key': `"${key}"` },
+    });
     expect(quoted.headers.get('idempotent-replayed')).toBe('true');
     expect(quoted.json.id).toBe(first.json.id);
   });
@@ -84,7 +93,11 @@ describe('POST /orders', () => {
     expect(missing.json.type).toBe('urn:retrysafe:problem:idempotency-key-missing');
     expect(missing.json.detail).toMatch(/Idempotency-Key/);
     for (const bad of ['a,b', 'x'.repeat(256), '"unclosed', 'tab\tkey', '""']) {
-      const malformed = await asA('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': bad } });
+      const malformed = await asA('/orders', {
+        method: 'POST',
+        body: order,
+        headers: { 'idempotency-key': bad },
+      });
       expect(malformed.status, bad).toBe(400);
       expect(malformed.json.type).toBe('urn:retrysafe:problem:idempotency-key-invalid');
     }
@@ -92,7 +105,11 @@ describe('POST /orders', () => {
 
   it('answers 409 in use with Retry-After while the first request with the key is still running', async () => {
     const key = randomUUID();
-    const slow = asA('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': key, 'x-test-delay-ms': '1500' } });
+    const slow = asA('/orders', {
+      method: 'POST',
+      body: order,
+      headers: { 'idempotency-key': key, 'x-test-delay-ms': '1500' },
+    });
     // Wait until the slow request has claimed the key (its record is visible as in_use).
     let second = await asA('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': key } });
     for (let i = 0; i < 50 && second.status !== 409; i++) {
@@ -168,7 +185,9 @@ describe('POST /orders', () => {
     const before = await orderCount(asA);
     const key = randomUUID();
     const responses = await Promise.all(
-      Array.from({ length: 50 }, () => asA('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': key } })),
+      Array.from({ length: 50 }, () =>
+        asA('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': key } }),
+      ),
     );
     const created = responses.filter((r) => r.status === 201);
     const inUse = responses.filter((r) => r.status === 409);
@@ -186,7 +205,11 @@ describe('POST /orders', () => {
       const client = api(fresh.url);
       const ids: string[] = [];
       for (let i = 0; i < 5; i++) {
-        const r = await client('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': `page-${i}` } });
+        const r = await client('/orders', {
+          method: 'POST',
+          body: order,
+          headers: { 'idempotency-key': `page-${i}` },
+        });
         ids.push(r.json.id);
       }
       const seen: string[] = [];

@@ -16,7 +16,10 @@ function uniqueName(prefix = 'user'): string {
 
 async function createUser(extra: Record<string, unknown> = {}) {
   const username = uniqueName();
-  const r = await asA('/users', { method: 'POST', body: { username, email: `${username}@example.com`, ...extra } });
+  const r = await asA('/users', {
+    method: 'POST',
+    body: { username, email: `${username}@example.com`, ...extra },
+  });
   expect(r.status).toBe(201);
   return r;
 }
@@ -56,7 +59,10 @@ describe('POST /users', () => {
     const r = await asA('/users', {
       method: 'POST',
       body: `username=${username}&email=${username}%40example.com`,
-      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html,application/xhtml+xml' },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'text/html,application/xhtml+xml',
+      },
     });
     expect(r.status).toBe(303);
     const location = r.headers.get('location')!;
@@ -70,7 +76,11 @@ describe('POST /users', () => {
     const broken = await asA('/users', { method: 'POST', body: '{"username": "x",' });
     expect(broken.status).toBe(400);
     expect(broken.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-    const xml = await asA('/users', { method: 'POST', body: '<user/>', headers: { 'content-type': 'application/xml' } });
+    const xml = await asA('/users', {
+      method: 'POST',
+      body: '<user/>',
+      headers: { 'content-type': 'application/xml' },
+    });
     expect(xml.status).toBe(415);
     expect(xml.json).toMatchObject({ status: 415, type: 'urn:retrysafe:problem:unsupported-media-type' });
     expect((await asA('/users?limit=100')).json.data.length).toBe(before);
@@ -85,11 +95,17 @@ describe('POST /users', () => {
     expect(r.json.type).toBe('urn:retrysafe:problem:validation');
     const pointers = r.json.errors.map((e: { pointer: string }) => e.pointer);
     expect(pointers).toEqual(expect.arrayContaining(['/username', '/email', '/age', '/nickname']));
-    const fractional = await asA('/users', { method: 'POST', body: { username: uniqueName(), email: 'a@b.co', age: 1.5 } });
+    const fractional = await asA('/users', {
+      method: 'POST',
+      body: { username: uniqueName(), email: 'a@b.co', age: 1.5 },
+    });
     expect(fractional.status).toBe(422);
     expect(fractional.json.errors[0].pointer).toBe('/age');
     const missing = await asA('/users', { method: 'POST', body: {} });
-    expect(missing.json.errors.map((e: { pointer: string }) => e.pointer).sort()).toEqual(['/email', '/username']);
+    expect(missing.json.errors.map((e: { pointer: string }) => e.pointer).sort()).toEqual([
+      '/email',
+      '/username',
+    ]);
   });
 
   it('answers 409 with the existing user’s URL when the username is taken in the tenant, but not across tenants', async () => {
@@ -298,11 +314,19 @@ describe('PUT /users/{id}', () => {
   it('refuses create-by-PUT at an id that is not a UUID, and PUT on a missing id without preconditions', async () => {
     const username = uniqueName('bad');
     const body = { username, email: `${username}@example.com` };
-    const notUuid = await asA('/users/not-a-uuid', { method: 'PUT', body, headers: { 'if-none-match': '*' } });
+    const notUuid = await asA('/users/not-a-uuid', {
+      method: 'PUT',
+      body,
+      headers: { 'if-none-match': '*' },
+    });
     expect(notUuid.status).toBe(400);
     const bare = await asA(`/users/${randomUUID()}`, { method: 'PUT', body });
     expect(bare.status).toBe(428);
-    const ifMatchMissing = await asA(`/users/${randomUUID()}`, { method: 'PUT', body, headers: { 'if-match': '"x"' } });
+    const ifMatchMissing = await asA(`/users/${randomUUID()}`, {
+      method: 'PUT',
+      body,
+      headers: { 'if-match': '"x"' },
+    });
     expect(ifMatchMissing.status).toBe(412);
   });
 });
@@ -313,9 +337,14 @@ describe('DELETE /users/{id}', () => {
     const path = `/users/${created.json.id}`;
     expect((await asA(path, { method: 'DELETE' })).status).toBe(428);
     expect((await asA(path, { method: 'DELETE', headers: { 'if-match': '"stale"' } })).status).toBe(412);
-    const deleted = await asA(path, { method: 'DELETE', headers: { 'if-match': created.headers.get('etag')! } });
+    const deleted = await asA(path, {
+      method: 'DELETE',
+      headers: { 'if-match': created.headers.get('etag')! },
+    });
     expect(deleted.status).toBe(204);
     expect((await asA(path)).status).toBe(404);
-    expect((await asA(path, { method: 'DELETE', headers: { 'if-match': created.headers.get('etag')! } })).status).toBe(404);
+    expect(
+      (await asA(path, { method: 'DELETE', headers: { 'if-match': created.headers.get('etag')! } })).status,
+    ).toBe(404);
   });
 });

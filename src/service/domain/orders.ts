@@ -31,7 +31,11 @@ export interface StoredOrder extends Order {
 export function orderRepresentation(order: Order): Record<string, unknown> {
   return {
     id: order.id,
-    items: order.items.map((item) => ({ sku: item.sku, quantity: item.quantity, unitPriceCents: item.unitPriceCents })),
+    items: order.items.map((item) => ({
+      sku: item.sku,
+      quantity: item.quantity,
+      unitPriceCents: item.unitPriceCents,
+    })),
     currency: order.currency,
     ...(order.note === null ? {} : { note: order.note }),
     totalCents: order.totalCents,

@@ -4,10 +4,17 @@ import { ServiceUnavailableError } from '../../http/problem.js';
 import type { ServiceData } from '../data/types.js';
 import type { ServiceMetrics } from '../metrics.js';
 
-export function operationsRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, metrics: ServiceMetrics): void {
+export function operationsRoutes<Tx>(
+  app: FastifyInstance,
+  data: ServiceData<Tx>,
+  metrics: ServiceMetrics,
+): void {
   app.get(
     '/healthz',
-    { config: { public: true }, schema: { summary: 'Liveness and database reachability', tags: ['operations'] } },
+    {
+      config: { public: true },
+      schema: { summary: 'Liveness and database reachability', tags: ['operations'] },
+    },
     async () => {
       try {
         await data.ping();

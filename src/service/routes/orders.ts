@@ -4,9 +4,22 @@ import type { FastifyInstance } from 'fastify';
 import { NotFoundError } from '../../http/problem.js';
 import { principalOf } from '../auth.js';
 import type { ServiceData } from '../data/types.js';
-import { buildOrder, type OrderInput, orderPath, orderRepresentation, serializeOrder } from '../domain/orders.js';
+import {
+  buildOrder,
+  type OrderInput,
+  orderPath,
+  orderRepresentation,
+  serializeOrder,
+} from '../domain/orders.js';
 import { decodeCursor, pageResponse } from '../pagination.js';
-import { idParamsSchema, listQuerySchema, listSchema, orderInputSchema, orderSchema, problemResponses } from '../schemas.js';
+import {
+  idParamsSchema,
+  listQuerySchema,
+  listSchema,
+  orderInputSchema,
+  orderSchema,
+  problemResponses,
+} from '../schemas.js';
 import type { TestHooks } from '../test-hooks.js';
 
 const json = 'application/json; charset=utf-8';
@@ -23,7 +36,9 @@ export function orderRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hoo
         tags: ['orders'],
         headers: {
           type: 'object',
-          properties: { 'idempotency-key': { type: 'string', description: '1–255 printable ASCII characters.' } },
+          properties: {
+            'idempotency-key': { type: 'string', description: '1–255 printable ASCII characters.' },
+          },
         },
         body: orderInputSchema,
         response: { 201: orderSchema, ...problemResponses(400, 401, 403, 409, 415, 422, 503) },
@@ -74,7 +89,12 @@ export function orderRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hoo
     async (request, reply) => {
       const { limit, cursor } = request.query;
       const page = await data.orders.list(principalOf(request).tenant, decodeCursor(cursor), limit);
-      const { body, link } = pageResponse('/orders', limit, page.items.map(orderRepresentation), page.nextAfterSeq);
+      const { body, link } = pageResponse(
+        '/orders',
+        limit,
+        page.items.map(orderRepresentation),
+        page.nextAfterSeq,
+      );
       if (link) reply.header('link', link);
       return body;
     },

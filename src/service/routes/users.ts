@@ -1,6 +1,7 @@
 // /users: profiles created with POST (201 + Location, or 303 for HTML forms) and replaced
 // with PUT under If-Match; create-by-PUT with If-None-Match: *.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parseEntityTagList, weakMatch } from '../../http/etag.js';
 import { evaluateWritePreconditions, type WriteIntent } from '../../http/preconditions.js';
 import {
   BadRequestError,
@@ -74,7 +75,11 @@ export function userRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hook
         }
         const location = userPath(user.id);
         if (seeOther) {
-          return { status: 303, headers: { location, 'content-type': 'text/plain; charset=utf-8' }, body: `See ${location}` };
+          return {
+            status: 303,
+            headers: { location, 'content-type': 'text/plain; charset=utf-8' },
+            body: `See ${location}`,
+          };
         }
         return created(user, location);
       });
@@ -94,11 +99,14 @@ export function userRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hook
     async (request, reply) => {
       const user = await data.users.get(principalOf(request).tenant, request.params.id);
       if (!user) throw userNotFound(request.params.id);
-      const inm = request.headers['if-none-match'];
-      if (inm !== undefined && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === user.etag || t.trim() === '*')) {
+      const ifNoneMatch = parseEntityTagList(request.headers['if-none-match'] ?? '');
+      if (ifNoneMatch && weakMatch(ifNoneMatch, user.etag)) {
         return reply.code(304).header('etag', user.etag).send();
       }
-      return reply.header('etag', user.etag).type('application/json; charset=utf-8').send(serializeUser(user));
+      return reply
+        .header('etag', user.etag)
+        .type('application/json; charset=utf-8')
+        .send(serializeUser(user));
     },
   );
 
@@ -115,7 +123,12 @@ export function userRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hook
     async (request, reply) => {
       const { limit, cursor } = request.query;
       const page = await data.users.list(principalOf(request).tenant, decodeCursor(cursor), limit);
-      const { body, link } = pageResponse('/users', limit, page.items.map(userRepresentation), page.nextAfterSeq);
+      const { body, link } = pageResponse(
+        '/users',
+        limit,
+        page.items.map(userRepresentation),
+        page.nextAfterSeq,
+      );
       if (link) reply.header('link', link);
       return body;
     },
@@ -132,7 +145,11 @@ export function userRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hook
         tags: ['users'],
         params: idParamsSchema,
         body: userReplaceSchema,
-        response: { 200: userSchema, 201: userSchema, ...problemResponses(400, 401, 403, 404, 409, 412, 415, 422, 428) },
+        response: {
+          200: userSchema,
+          201: userSchema,
+          ...problemResponses(400, 401, 403, 404, 409, 412, 415, 422, 428),
+        },
       },
     },
     async (request, reply) => {
@@ -141,7 +158,9 @@ export function userRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hook
       const { current, intent } = request.userWrite!;
       const { id: bodyId, version, createdAt: _c, updatedAt: _u, ...input } = request.body;
       if (bodyId !== undefined && bodyId !== id) {
-        throw new ValidationError([{ pointer: '/id', detail: `must be ${id}, the id in the path, or be left out` }]);
+        throw new ValidationError([
+          { pointer: '/id', detail: `must be ${id}, the id in the path, or be left out` },
+        ]);
       }
       if (version !== undefined && current !== undefined && version !== current.version) {
         throw new ConflictError(
@@ -154,13 +173,16 @@ export function userRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hook
       return reply.idempotent<Tx>(async (tx) => {
         if (intent === 'create') {
           const result = await data.users.insert(tx, user);
-          if (!result.ok && result.reason === 'id-taken') throw new PreconditionFailedError(`User ${id} already exists.`);
-          if (!result.ok && result.reason === 'username-taken') throw usernameTaken(user.username, result.existingId);
+          if (!result.ok && result.reason === 'id-taken')
+            throw new PreconditionFailedError(`User ${id} already exists.`);
+          if (!result.ok && result.reason === 'username-taken')
+            throw usernameTaken(user.username, result.existingId);
           return created(user, userPath(id));
         }
         const result = await data.users.replace(tx, user, current!.etag);
         if (!result.ok && result.reason === 'stale') throw changedMeanwhile(id);
-        if (!result.ok && result.reason === 'username-taken') throw usernameTaken(user.username, result.existingId);
+        if (!result.ok && result.reason === 'username-taken')
+          throw usernameTaken(user.username, result.existingId);
         if (prefersMinimal(request)) return { status: 204, headers: { etag: user.etag } };
         return representation(200, user);
       });
@@ -175,7 +197,10 @@ export function userRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hook
         description: 'Requires If-Match with the current ETag.',
         tags: ['users'],
         params: idParamsSchema,
-        response: { 204: { type: 'null', description: 'Deleted' }, ...problemResponses(401, 403, 404, 412, 428) },
+        response: {
+          204: { type: 'null', description: 'Deleted' },
+          ...problemResponses(401, 403, 404, 412, 428),
+        },
       },
     },
     async (request, reply) => {
@@ -201,7 +226,10 @@ export function userRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hook
   );
 
   /** Existence and preconditions are decided before the body is validated (RFC 9110 §13.2.1). */
-  async function checkWritePreconditions(request: FastifyRequest<IdParams>, _reply: FastifyReply): Promise<void> {
+  async function checkWritePreconditions(
+    request: FastifyRequest<IdParams>,
+    _reply: FastifyReply,
+  ): Promise<void> {
     const { id } = request.params;
     const current = await data.users.get(principalOf(request).tenant, id);
     const ifMatch = request.headers['if-match'];
@@ -219,7 +247,10 @@ export function userRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hook
       requireIfMatch: true,
     });
     if (intent === 'create' && !uuidPattern.test(id)) {
-      throw new BadRequestError(`A user created with PUT needs a UUID as its id; ${id} is not one.`, 'invalid-id');
+      throw new BadRequestError(
+        `A user created with PUT needs a UUID as its id; ${id} is not one.`,
+        'invalid-id',
+      );
     }
     request.userWrite = { current, intent };
   }
