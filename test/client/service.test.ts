@@ -80,13 +80,17 @@ describe('keys in use', () => {
   it('waits out 409 idempotency-key-in-use from the service, then gets the replayed order', async () => {
     const key = `in-use-${Date.now()}`;
     const raw = api(service.url);
+    const holding = () =>
+      service.logs.filter((line) => line.includes('holding the request inside its handler')).length;
+    const heldBefore = holding();
     const first = raw('/orders', {
       method: 'POST',
       body: order,
       headers: { 'idempotency-key': key, 'x-test-delay-ms': '600' },
     });
-    // Give the first request time to claim the key; the assertions below check that it did.
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    // The service logs the hold from inside the handler, i.e. after the key was claimed.
+    for (let i = 0; i < 200 && holding() === heldBefore; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(holding()).toBe(heldBefore + 1);
     const retries: RetryInfo[] = [];
     const client = createClient({
       baseUrl: service.url,
