@@ -1,0 +1,252 @@
+// Unit tests for problemErrorHandler / problemNotFoundHandler: every failure becomes
+// application/problem+json (PROTOCOL.md rule 19) — schema errors as 422 with JSON Pointers.
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  ProblemError,
+  problemTypePrefix,
+  ServiceUnavailableError,
+  ValidationError,
+} from '../http/problem.js';
+import { problemErrorHandler, problemNotFoundHandler } from './fastify-problem.js';
+
+const bodySchema = {
+  type: 'object',
+  required: ['name', 'items'],
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', minLength: 1 },
+    email: { type: 'string', format: 'email' },
+    items: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['sku', 'quantity'],
+        properties: { sku: { type: 'string' }, quantity: { type: 'integer' } },
+      },
+    },
+  },
+};
+
+interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  errors?: { pointer: string; detail: string }[];
+}
+
+let app: FastifyInstance;
+afterEach(async () => app.close());
+
+async function build(): Promise<void> {
+  app = Fastify({
+    logger: false,
+    ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false } },
+  });
+  app.setErrorHandler(problemErrorHandler);
+  app.setNotFoundHandler(problemNotFoundHandler);
+  app.post('/things', { schema: { body: bodySchema } }, async () => ({ ok: true }));
+  app.post('/small', { bodyLimit: 16 }, async () => ({ ok: true }));
+  app.get(
+    '/search',
+    { schema: { querystring: { type: 'object', properties: { limit: { type: 'integer' } } } } },
+    async () => ({}),
+  );
+  app.get('/crash', async () => {
+    throw new Error('password=hunter2 at db.internal:5432');
+  });
+  app.get('/crash-500', async () => {
+    throw Object.assign(new Error('internal pool exhausted'), { statusCode: 500 });
+  });
+  app.get('/busy', async () => {
+    throw new ServiceUnavailableError('Try again shortly.', 7, new Error('pool exhausted'));
+  });
+  app.get('/invalid-rule', async () => {
+    throw new ValidationError([{ pointer: '/quantity', detail: 'exceeds stock' }]);
+  });
+  app.get('/teapot', async () => {
+    throw new ProblemError({
+      status: 418,
+      type: 'teapot',
+      title: 'Teapot',
+      detail: 'Short and stout.',
+      extensions: { size: 'small' },
+    });
+  });
+  await app.ready();
+}
+
+function problemOf(res: LightMyRequestResponse, status: number): Problem {
+  expect(res.statusCode).toBe(status);
+  expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+  const body = res.json() as Problem;
+  expect(body.status).toBe(status);
+  expect(body.type.startsWith(problemTypePrefix)).toBe(true);
+  expect(body.title.length).toBeGreaterThan(0);
+  expect(body.detail.length).toBeGreaterThan(0);
+  return body;
+}
+
+const postThings = (payload: unknown) =>
+  app.inject({ method: 'POST', url: '/things', payload: payload as Record<string, unknown> });
+
+describe('schema validation failures', () => {
+  it('answers 422 validation with a pointer to each missing required field', async () => {
+    await build();
+    const body = problemOf(await postThings({}), 422);
+    expect(body.type).toBe(`${problemTypePrefix}validation`);
+    expect(body.errors).toEqual(
+      expect.arrayContaining([
+        { pointer: '/name', detail: 'is required' },
+        { pointer: '/items', detail: 'is required' },
+      ]),
+    );
+    expect(body.errors).toHaveLength(2);
+  });
+
+  it('points at an unknown field itself, not at its parent', async () => {
+    await build();
+    const body = problemOf(await postThings({ name: 'a', items: [], colour: 'red' }), 422);
+    expect(body.errors).toEqual([{ pointer: '/colour', detail: 'is not a known field' }]);
+  });
+
+  it('escapes ~ and / in pointer segments (RFC 6901)', async () => {
+    await build();
+    const body = problemOf(await postThings({ name: 'a', items: [], 'a/b~c': 1 }), 422);
+    expect(body.errors).toEqual([{ pointer: '/a~1b~0c', detail: 'is not a known field' }]);
+  });
+
+  it('points into nested arrays: /items/0/quantity and /items/1/sku', async () => {
+    await build();
+    const body = problemOf(
+      await postThings({ name: 'a', items: [{ sku: 'A', quantity: '2' }, { quantity: 1 }] }),
+      422,
+    );
+    expect(body.errors).toEqual(
+      expect.arrayContaining([
+        { pointer: '/items/0/quantity', detail: expect.stringContaining('integer') },
+        { pointer: '/items/1/sku', detail: 'is required' },
+      ]),
+    );
+    expect(body.detail).toContain('/items/0/quantity');
+  });
+
+  it('reports a type error at the body root with an empty pointer', async () => {
+    await build();
+    const res = await app.inject({
+      method: 'POST',
+      url: '/things',
+      payload: '[1]',
+      headers: { 'content-type': 'application/json' },
+    });
+    const body = problemOf(res, 422);
+    expect(body.errors?.[0]?.pointer).toBe('');
+    expect(body.detail).toContain('(body)');
+  });
+
+  it('answers 400, not 422, for an invalid query string, with the field errors', async () => {
+    await build();
+    const body = problemOf(await app.inject({ method: 'GET', url: '/search?limit=ten' }), 400);
+    expect(body.type).toBe(`${problemTypePrefix}bad-request`);
+    expect(body.errors?.[0]?.pointer).toBe('/limit');
+  });
+});
+
+describe('body parsing failures', () => {
+  it('answers 400 problem for a body that is not JSON', async () => {
+    await build();
+    const res = await app.inject({
+      method: 'POST',
+      url: '/things',
+      payload: '{"name": ',
+      headers: { 'content-type': 'application/json' },
+    });
+    const body = problemOf(res, 400);
+    expect(body.type).toBe(`${problemTypePrefix}bad-request`);
+    expect(body.detail).toMatch(/JSON/);
+  });
+
+  it('answers 400 problem for an empty JSON body', async () => {
+    await build();
+    const res = await app.inject({
+      method: 'POST',
+      url: '/things',
+      payload: '',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(problemOf(res, 400).detail).toContain('empty');
+  });
+
+  it('answers 415 unsupported-media-type problem for a content type the route does not parse', async () => {
+    await build();
+    const res = await app.inject({
+      method: 'POST',
+      url: '/things',
+      payload: '<thing/>',
+      headers: { 'content-type': 'application/xml' },
+    });
+    const body = problemOf(res, 415);
+    expect(body.type).toBe(`${problemTypePrefix}unsupported-media-type`);
+    expect(body.title).toBe('Unsupported media type');
+  });
+
+  it('answers 413 content-too-large problem for a body over the limit', async () => {
+    await build();
+    const res = await app.inject({ method: 'POST', url: '/small', payload: { text: 'x'.repeat(100) } });
+    expect(problemOf(res, 413).type).toBe(`${problemTypePrefix}content-too-large`);
+  });
+});
+
+describe('thrown errors', () => {
+  it('answers 500 with a generic detail and never leaks the internal message', async () => {
+    await build();
+    for (const url of ['/crash', '/crash-500']) {
+      const res = await app.inject({ method: 'GET', url });
+      const body = problemOf(res, 500);
+      expect(body.type).toBe(`${problemTypePrefix}server-error`);
+      expect(res.body).not.toMatch(/hunter2|db\.internal|pool exhausted/);
+      expect(body.detail).toContain('nothing was saved');
+    }
+  });
+
+  it('sends a ProblemError as it is, with its headers, and keeps its cause out of the body', async () => {
+    await build();
+    const res = await app.inject({ method: 'GET', url: '/busy' });
+    const body = problemOf(res, 503);
+    expect(res.headers['retry-after']).toBe('7');
+    expect(body).toEqual({
+      type: `${problemTypePrefix}service-unavailable`,
+      title: 'Service unavailable',
+      status: 503,
+      detail: 'Try again shortly.',
+    });
+  });
+
+  it('keeps the errors array of a business-rule ValidationError', async () => {
+    await build();
+    const body = problemOf(await app.inject({ method: 'GET', url: '/invalid-rule' }), 422);
+    expect(body.errors).toEqual([{ pointer: '/quantity', detail: 'exceeds stock' }]);
+  });
+
+  it('includes problem extensions but never lets them override the standard members', async () => {
+    await build();
+    const body = problemOf(await app.inject({ method: 'GET', url: '/teapot' }), 418);
+    expect(body).toMatchObject({
+      type: `${problemTypePrefix}teapot`,
+      size: 'small',
+      detail: 'Short and stout.',
+    });
+  });
+});
+
+describe('unknown routes', () => {
+  it('answers 404 problem+json naming the method and path, without the query', async () => {
+    await build();
+    const res = await app.inject({ method: 'DELETE', url: '/nope?token=abc' });
+    const body = problemOf(res, 404);
+    expect(body.type).toBe(`${problemTypePrefix}not-found`);
+    expect(body.detail).toContain('DELETE /nope');
+    expect(body.detail).not.toContain('token');
+  });
+});
