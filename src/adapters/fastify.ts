@@ -214,9 +214,18 @@ function asArray<T>(value: T | T[] | undefined): T[] {
 }
 
 /** Register before the routes it protects; mark a route with `config: { idempotency: 'required' }`. */
-export const idempotency: FastifyPluginAsync<FastifyIdempotencyOptions<unknown>> = fp(plugin, {
+/**
+ * The plugin. Generic in the store's transaction type, so `app.register(idempotency<Tx>, …)`
+ * types `reply.idempotent`'s `tx`; plain `app.register(idempotency, …)` works too.
+ */
+export type IdempotencyPlugin = <Tx = unknown>(
+  instance: FastifyInstance,
+  options: FastifyIdempotencyOptions<Tx>,
+) => Promise<void>;
+
+export const idempotency = fp(plugin, {
   fastify: '5.x',
   name: 'retrysafe-idempotency',
-});
+}) as unknown as IdempotencyPlugin;
 
 export default idempotency;

@@ -54,7 +54,7 @@ export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<
   registerAuth(app, data.apiKeys);
 
   const store = options.idempotencyStore ?? data.store;
-  await app.register(idempotency, {
+  await app.register(idempotency<Tx>, {
     store,
     leaseMs: options.leaseMs ?? defaultLeaseMs,
     retentionMs: options.retentionMs ?? defaultRetentionMs,

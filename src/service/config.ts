@@ -12,6 +12,8 @@ export interface ServiceConfig {
   database: DatabaseConfig;
   /** Keep idempotency records in Redis instead of the SQL database. */
   redisUrl: string | undefined;
+  /** Key prefix for idempotency records in Redis. */
+  redisKeyPrefix: string | undefined;
   leaseMs: number | undefined;
   retentionMs: number | undefined;
   logLevel: string;
@@ -30,6 +32,7 @@ export function resolveServiceConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv)
     host: flags.host ?? env.HOST ?? defaultHost,
     database: parseDatabase(flags.db ?? env.DATABASE_URL ?? defaultDatabasePath),
     redisUrl: env.REDIS_URL || undefined,
+    redisKeyPrefix: env.REDIS_KEY_PREFIX || undefined,
     leaseMs: parseMs('IDEMPOTENCY_LEASE_MS', env.IDEMPOTENCY_LEASE_MS),
     retentionMs: parseMs('IDEMPOTENCY_RETENTION_MS', env.IDEMPOTENCY_RETENTION_MS),
     logLevel: env.LOG_LEVEL ?? 'info',

@@ -6,6 +6,7 @@ import type {
   CompleteInput,
   IdempotencyRecord,
   IdempotencyStore,
+  StoredResponse,
 } from '../idempotency/store.js';
 
 export class MemoryIdempotencyStore implements IdempotencyStore<undefined> {
@@ -18,7 +19,8 @@ export class MemoryIdempotencyStore implements IdempotencyStore<undefined> {
       existing?.state === 'claimed' &&
       existing.leaseExpiresAtMs <= input.nowMs &&
       existing.fingerprint === input.fingerprint;
-    if (existing !== undefined && !retentionOver && !leaseOver) return { claimed: false, record: existing };
+    if (existing !== undefined && !retentionOver && !leaseOver)
+      return { claimed: false, record: copyRecord(existing) };
     const recordId = leaseOver && !retentionOver ? existing.recordId : input.recordId;
     this.records.set(input.scopeKey, {
       state: 'claimed',
@@ -41,7 +43,7 @@ export class MemoryIdempotencyStore implements IdempotencyStore<undefined> {
       recordId: existing.recordId,
       fingerprint: existing.fingerprint,
       expiresAtMs: input.expiresAtMs,
-      response: { ...input.response, body: input.response.body.slice() },
+      response: copyResponse(input.response),
     });
     return true;
   }
@@ -62,6 +64,17 @@ export class MemoryIdempotencyStore implements IdempotencyStore<undefined> {
     }
     return deleted;
   }
+}
+
+/** Callers get copies, so changing a replayed response never changes what later replays send. */
+function copyRecord(record: IdempotencyRecord): IdempotencyRecord {
+  return record.state === 'completed'
+    ? { ...record, response: copyResponse(record.response) }
+    : { ...record };
+}
+
+function copyResponse(response: StoredResponse): StoredResponse {
+  return { status: response.status, headers: { ...response.headers }, body: response.body.slice() };
 }
 
 export function createMemoryStore(): MemoryIdempotencyStore {

@@ -13,6 +13,9 @@ export type SqliteDatabase = Database.Database;
 
 export const defaultSqliteTableName = 'retrysafe_idempotency';
 
+/** A record deleted between a refused claim and its read is claimed again, at most this often. */
+const maxClaimAttempts = 5;
+
 export interface SqliteStoreOptions {
   /** A better-sqlite3 database you already use, or a file path to open. */
   database: SqliteDatabase | string;
@@ -102,12 +105,15 @@ export class SqliteIdempotencyStore implements IdempotencyStore<SqliteDatabase> 
 
   claim(input: ClaimInput): Promise<ClaimResult> {
     return withSqliteWriteLock(this.db, () => {
-      const won = this.#statements.claim.all(input) as { record_id: string; token: string }[];
-      if (won[0]?.token === input.token) return { claimed: true, recordId: won[0].record_id };
-      const row = this.#statements.get.get(input.scopeKey) as RecordRow | undefined;
-      // The upsert refused, so a live row exists; it cannot vanish while we hold the lock.
-      if (!row) throw new Error(`claim for ${input.scopeKey} neither won nor found a record`);
-      return { claimed: false, record: toRecord(row) };
+      // The lock covers this process only: another process sharing the file may release or
+      // reap the row between our refused upsert and our read. Then the key is free: claim again.
+      for (let attempt = 0; attempt < maxClaimAttempts; attempt++) {
+        const won = this.#statements.claim.all(input) as { record_id: string; token: string }[];
+        if (won[0]?.token === input.token) return { claimed: true, recordId: won[0].record_id };
+        const row = this.#statements.get.get(input.scopeKey) as RecordRow | undefined;
+        if (row) return { claimed: false, record: toRecord(row) };
+      }
+      throw new Error(`claim for ${input.scopeKey} kept losing to concurrent deletes`);
     });
   }
 
