@@ -111,7 +111,7 @@ describe('the formBodies plugin', () => {
     app.setErrorHandler(problemErrorHandler);
     app.setNotFoundHandler(problemNotFoundHandler);
     await app.register(formBodies);
-    await app.register(idempotency<undefined>, { store: createMemoryStore(), scope: () => 't' });
+    await app.register(idempotency, { store: createMemoryStore(), scope: () => 't' });
     app.post(
       '/orders',
       {

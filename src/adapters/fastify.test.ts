@@ -66,8 +66,8 @@ async function buildApp(kind: StoreKind): Promise<TestApp> {
   app.setNotFoundHandler(problemNotFoundHandler);
   const scope = (request: { headers: Record<string, unknown> }) =>
     String(request.headers['x-tenant'] ?? 'anonymous');
-  if (sqliteStore) await app.register(idempotency<SqliteDatabase>, { store: sqliteStore, scope });
-  if (memoryStore) await app.register(idempotency<undefined>, { store: memoryStore, scope });
+  if (sqliteStore) await app.register(idempotency, { store: sqliteStore, scope });
+  if (memoryStore) await app.register(idempotency, { store: memoryStore, scope });
 
   const insert = (body: OrderBody) =>
     Number(
@@ -420,7 +420,7 @@ describe('Fastify idempotency adapter with a custom header name', () => {
   async function build(): Promise<void> {
     app = Fastify({ logger: false });
     app.setErrorHandler(problemErrorHandler);
-    await app.register(idempotency<undefined>, {
+    await app.register(idempotency, {
       store: createMemoryStore(),
       scope: () => 't',
       headerName: 'X-Request-Key',
