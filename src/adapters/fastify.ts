@@ -218,10 +218,11 @@ function asArray<T>(value: T | T[] | undefined): T[] {
  * The plugin. Generic in the store's transaction type, so `app.register(idempotency<Tx>, …)`
  * types `reply.idempotent`'s `tx`; plain `app.register(idempotency, …)` works too.
  */
-export type IdempotencyPlugin = <Tx = unknown>(
-  instance: FastifyInstance,
-  options: FastifyIdempotencyOptions<Tx>,
-) => Promise<void>;
+export interface IdempotencyPlugin {
+  <Tx>(instance: FastifyInstance, options: FastifyIdempotencyOptions<Tx>): Promise<void>;
+  // Last, so `app.register(idempotency, …)` infers from it and types `scope`'s request.
+  (instance: FastifyInstance, options: FastifyIdempotencyOptions<unknown>): Promise<void>;
+}
 
 export const idempotency = fp(plugin, {
   fastify: '5.x',
