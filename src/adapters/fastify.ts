@@ -155,12 +155,10 @@ const plugin: FastifyPluginAsync<FastifyIdempotencyOptions<unknown>> = async (fa
 };
 
 function readKey(mode: IdempotencyMode, headerName: string) {
+  const displayName = headerName.replace(/(^|-)\w/g, (s) => s.toUpperCase());
   return async function readIdempotencyKey(request: FastifyRequest): Promise<void> {
-    const key = parseIdempotencyKey(
-      request.headers[headerName],
-      headerName.replace(/(^|-)\w/g, (s) => s.toUpperCase()),
-    );
-    if (key === undefined && mode === 'required') throw new IdempotencyKeyMissingError('Idempotency-Key');
+    const key = parseIdempotencyKey(request.headers[headerName], displayName);
+    if (key === undefined && mode === 'required') throw new IdempotencyKeyMissingError(displayName);
     request.idempotency = { key, outcome: undefined, recordId: undefined, execution: undefined };
   };
 }

@@ -444,9 +444,9 @@ async function checkFourXxKeepsClaim(h: Harness): Promise<void> {
 }
 
 describe('idempotency engine with a store that has no transaction of its own', () => {
-  // Bug (engine.ts, Execution#commitOutsideStore): the `transaction` runner is handed work that
+  // Regression (was a bug in engine.ts, Execution#commitOutsideStore): the `transaction` runner is handed work that
   // returns the 500 normally, so the runner commits its writes; only the claim is released.
-  it.fails('rolls back the writes of work that answers 500', async () => {
+  it('rolls back the writes of work that answers 500', async () => {
     const h = memoryHarness();
     try {
       await checkFiveHundredRolledBack(h);
@@ -455,9 +455,9 @@ describe('idempotency engine with a store that has no transaction of its own', (
     }
   });
 
-  // Bug (engine.ts, Execution#commitOutsideStore): every throw releases the claim, including a
+  // Regression (was a bug in engine.ts, Execution#commitOutsideStore): every throw releases the claim, including a
   // ProblemError < 500, so complete() then throws "already settled" and the 4xx is never stored.
-  it.fails('keeps the claim open after a thrown 4xx ProblemError so complete() can store it', async () => {
+  it('keeps the claim open after a thrown 4xx ProblemError so complete() can store it', async () => {
     const h = memoryHarness();
     try {
       await checkFourXxKeepsClaim(h);

@@ -257,14 +257,18 @@ export class Execution<Tx> {
     const run: TransactionRunner<Tx> = this.options.transaction ?? ((inner) => inner(undefined as Tx));
     let response: StoredResponse;
     try {
-      response = await run(async (tx) => work(tx));
+      response = await run(async (tx) => {
+        const produced = await work(tx);
+        // Thrown, so the caller's transaction rolls back the writes of a 5xx too.
+        if (produced.status >= 500) throw new RollbackFor5xx(produced);
+        return produced;
+      });
     } catch (error) {
+      // As in `commit`: a deliberate 4xx keeps the claim open for `complete`.
+      if (error instanceof ProblemError && error.status < 500) throw error;
       await this.release();
+      if (error instanceof RollbackFor5xx) return error.response;
       throw error;
-    }
-    if (response.status >= 500) {
-      await this.release();
-      return response;
     }
     await this.complete(response);
     return response;

@@ -41,6 +41,10 @@ function unquoteStructuredString(value: string, headerName: string): string {
   for (let i = 1; i < value.length - 1; i++) {
     const ch = value[i]!;
     if (ch === '\\') {
+      // The last character is the closing quote: escaping it leaves the string unclosed.
+      if (i + 1 === value.length - 1) {
+        throw new IdempotencyKeyInvalidError(headerName, 'opens a quoted string it does not close');
+      }
       const next = value[i + 1];
       if (next !== '"' && next !== '\\') {
         throw new IdempotencyKeyInvalidError(headerName, 'has an invalid escape in its quoted string');
