@@ -12,6 +12,8 @@ export interface StartServiceOptions {
   env?: Record<string, string>;
   /** Reuse a database file (to restart "the same" service); default: a fresh temp file. */
   dbPath?: string;
+  /** A `postgres://…` URL instead of a SQLite file. */
+  databaseUrl?: string;
 }
 
 export interface StartedService {
@@ -29,8 +31,11 @@ export interface StartedService {
 }
 
 export async function startService(options: StartServiceOptions = {}): Promise<StartedService> {
-  const ownDir = options.dbPath === undefined ? mkdtempSync(join(tmpdir(), 'retrysafe-test-')) : undefined;
-  const dbPath = options.dbPath ?? join(ownDir!, 'service.db');
+  const ownDir =
+    options.dbPath === undefined && options.databaseUrl === undefined
+      ? mkdtempSync(join(tmpdir(), 'retrysafe-test-'))
+      : undefined;
+  const dbPath = options.databaseUrl ?? options.dbPath ?? join(ownDir!, 'service.db');
   const child = spawn(
     process.execPath,
     [binPath, 'serve', '--port', '0', '--host', '127.0.0.1', '--db', dbPath],
