@@ -1,5 +1,6 @@
 // Assembles the reference service from retrysafe's public parts: the Fastify adapter, the
 // HTTP helpers and a store. Users copy this file as the template for their own service.
+import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import { formBodies, idempotency, problemErrorHandler, problemNotFoundHandler } from '../adapters/fastify.js';
@@ -22,7 +23,12 @@ export interface ServiceOptions<Tx> {
   logger?: FastifyServerOptions['logger'];
   /** Enables the x-test-delay-* headers. Never in production. */
   testHooks?: boolean;
+  /** Browser origins allowed to call the service; `['*']` for any. Default: none. */
+  corsOrigins?: string[];
 }
+
+/** Headers a browser script must be able to read for safe retries and If-Match. */
+const exposedHeaders = ['Location', 'ETag', 'Idempotent-Replayed', 'Retry-After', 'Link'];
 
 export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<FastifyInstance> {
   const { data } = options;
@@ -47,6 +53,24 @@ export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<
       security: [{ apiKey: [] }],
     },
   });
+  const corsOrigins = options.corsOrigins ?? [];
+  if (corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: corsOrigins.includes('*') ? '*' : corsOrigins,
+      methods: ['GET', 'POST', 'PUT', 'DELETE'],
+      allowedHeaders: [
+        'Authorization',
+        'Content-Type',
+        'Idempotency-Key',
+        'If-Match',
+        'If-None-Match',
+        'Prefer',
+        'X-Retry-Count',
+      ],
+      exposedHeaders,
+      maxAge: 600,
+    });
+  }
   app.setErrorHandler(problemErrorHandler);
   app.setNotFoundHandler(problemNotFoundHandler);
   registerValidation(app);

@@ -18,6 +18,8 @@ export interface ServiceConfig {
   retentionMs: number | undefined;
   logLevel: string;
   testHooks: boolean;
+  /** Browser origins allowed to call the service (CORS); empty: none, `['*']`: any. */
+  corsOrigins: string[];
 }
 
 export interface ConfigFlags {
@@ -37,6 +39,10 @@ export function resolveServiceConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv)
     retentionMs: parseMs('IDEMPOTENCY_RETENTION_MS', env.IDEMPOTENCY_RETENTION_MS),
     logLevel: env.LOG_LEVEL ?? 'info',
     testHooks: env.RETRYSAFE_TEST_HOOKS === '1',
+    corsOrigins: (env.CORS_ORIGINS ?? '')
+      .split(',')
+      .map((origin) => origin.trim())
+      .filter((origin) => origin !== ''),
   };
 }
 

@@ -39,6 +39,7 @@ export async function serve(config: ServiceConfig): Promise<FastifyInstance> {
     ...(config.retentionMs === undefined ? {} : { retentionMs: config.retentionMs }),
     logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
     testHooks: config.testHooks,
+    corsOrigins: config.corsOrigins,
   });
   app.addHook('onClose', async () => {
     await redis?.close();
