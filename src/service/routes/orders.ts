@@ -11,16 +11,9 @@ import {
   orderRepresentation,
   serializeOrder,
 } from '../domain/orders.js';
-import { decodeCursor, pageResponse } from '../pagination.js';
-import {
-  idParamsSchema,
-  listQuerySchema,
-  listSchema,
-  orderInputSchema,
-  orderSchema,
-  problemResponses,
-} from '../schemas.js';
+import { idParamsSchema, orderInputSchema, orderSchema, problemResponses } from '../schemas.js';
 import type { TestHooks } from '../test-hooks.js';
+import { listRoute } from './list.js';
 
 const json = 'application/json; charset=utf-8';
 
@@ -76,27 +69,12 @@ export function orderRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hoo
     },
   );
 
-  app.get<{ Querystring: { limit: number; cursor?: string } }>(
-    '/orders',
-    {
-      schema: {
-        summary: 'List orders, oldest first',
-        tags: ['orders'],
-        querystring: listQuerySchema,
-        response: { 200: listSchema(orderSchema), ...problemResponses(400, 401) },
-      },
-    },
-    async (request, reply) => {
-      const { limit, cursor } = request.query;
-      const page = await data.orders.list(principalOf(request).tenant, decodeCursor(cursor), limit);
-      const { body, link } = pageResponse(
-        '/orders',
-        limit,
-        page.items.map(orderRepresentation),
-        page.nextAfterSeq,
-      );
-      if (link) reply.header('link', link);
-      return body;
-    },
-  );
+  listRoute(app, {
+    path: '/orders',
+    summary: 'List orders, oldest first',
+    tag: 'orders',
+    itemSchema: orderSchema,
+    list: (tenant, afterSeq, limit) => data.orders.list(tenant, afterSeq, limit),
+    represent: orderRepresentation,
+  });
 }

@@ -22,17 +22,15 @@ import {
   userPath,
   userRepresentation,
 } from '../domain/users.js';
-import { decodeCursor, pageResponse } from '../pagination.js';
 import {
   idParamsSchema,
-  listQuerySchema,
-  listSchema,
   problemResponses,
   userInputSchema,
   userReplaceSchema,
   userSchema,
 } from '../schemas.js';
 import type { TestHooks } from '../test-hooks.js';
+import { listRoute } from './list.js';
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -110,29 +108,14 @@ export function userRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hook
     },
   );
 
-  app.get<{ Querystring: { limit: number; cursor?: string } }>(
-    '/users',
-    {
-      schema: {
-        summary: 'List users, oldest first',
-        tags: ['users'],
-        querystring: listQuerySchema,
-        response: { 200: listSchema(userSchema), ...problemResponses(400, 401) },
-      },
-    },
-    async (request, reply) => {
-      const { limit, cursor } = request.query;
-      const page = await data.users.list(principalOf(request).tenant, decodeCursor(cursor), limit);
-      const { body, link } = pageResponse(
-        '/users',
-        limit,
-        page.items.map(userRepresentation),
-        page.nextAfterSeq,
-      );
-      if (link) reply.header('link', link);
-      return body;
-    },
-  );
+  listRoute(app, {
+    path: '/users',
+    summary: 'List users, oldest first',
+    tag: 'users',
+    itemSchema: userSchema,
+    list: (tenant, afterSeq, limit) => data.users.list(tenant, afterSeq, limit),
+    represent: userRepresentation,
+  });
 
   app.put<IdParams & { Body: ReplaceBody }>(
     '/users/:id',
