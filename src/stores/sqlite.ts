@@ -1,5 +1,6 @@
 // `retrysafe/stores/sqlite`: the embedded default store. Records live in the same SQLite file
 // as your business tables, so a handler's rows and its stored response commit together.
+import { setImmediate as afterThisTurn } from 'node:timers';
 import Database from 'better-sqlite3';
 import type {
   ClaimInput,
@@ -90,9 +91,16 @@ interface RecordRow {
   body: Buffer | null;
 }
 
+interface QueuedClaim {
+  input: ClaimInput;
+  resolve: (result: ClaimResult) => void;
+  reject: (error: unknown) => void;
+}
+
 export class SqliteIdempotencyStore implements IdempotencyStore<SqliteDatabase> {
   readonly db: SqliteDatabase;
   readonly #statements: ReturnType<typeof prepareStatements>;
+  readonly #queuedClaims: QueuedClaim[] = [];
 
   constructor(options: SqliteStoreOptions) {
     this.db = typeof options.database === 'string' ? openSqliteDatabase(options.database) : options.database;
@@ -104,17 +112,64 @@ export class SqliteIdempotencyStore implements IdempotencyStore<SqliteDatabase> 
   }
 
   claim(input: ClaimInput): Promise<ClaimResult> {
-    return withSqliteWriteLock(this.db, () => {
-      // The lock covers this process only: another process sharing the file may release or
-      // reap the row between our refused upsert and our read. Then the key is free: claim again.
-      for (let attempt = 0; attempt < maxClaimAttempts; attempt++) {
-        const won = this.#statements.claim.all(input) as { record_id: string; token: string }[];
-        if (won[0]?.token === input.token) return { claimed: true, recordId: won[0].record_id };
-        const row = this.#statements.get.get(input.scopeKey) as RecordRow | undefined;
-        if (row) return { claimed: false, record: toRecord(row) };
+    return new Promise((resolve, reject) => {
+      this.#queuedClaims.push({ input, resolve, reject });
+      // The first claim to queue asks for the lock once this turn of the event loop has read every
+      // ready request; all claims queued by the time it is granted run together.
+      if (this.#queuedClaims.length === 1) {
+        // From node:timers, so tests that fake the global timers cannot stall claims.
+        afterThisTurn(() => void withSqliteWriteLock(this.db, () => this.#claimQueued()));
       }
-      throw new Error(`claim for ${input.scopeKey} kept losing to concurrent deletes`);
     });
+  }
+
+  /**
+   * Group commit: the claims queued in one turn of the event loop (or while the lock was busy)
+   * run in one `BEGIN IMMEDIATE … COMMIT`, one WAL commit instead of one each. Each claim is
+   * still its own atomic statement, and none answers before the commit. Should the batch fail
+   * as a whole, it is rolled back and each claim runs alone, exactly as a lone claim does.
+   */
+  #claimQueued(): void {
+    const batch = this.#queuedClaims.splice(0);
+    if (batch.length > 1 && !this.db.inTransaction) {
+      let results: ClaimResult[] | undefined;
+      try {
+        this.#statements.begin.run();
+        results = batch.map(({ input }) => this.#claimNow(input));
+        this.#statements.commit.run();
+      } catch {
+        results = undefined;
+        try {
+          if (this.db.inTransaction) this.#statements.rollback.run();
+        } catch (error) {
+          for (const claim of batch) claim.reject(error);
+          return;
+        }
+      }
+      if (results !== undefined) {
+        for (const [i, claim] of batch.entries()) claim.resolve(results[i]!);
+        return;
+      }
+    }
+    for (const claim of batch) {
+      try {
+        claim.resolve(this.#claimNow(claim.input));
+      } catch (error) {
+        claim.reject(error);
+      }
+    }
+  }
+
+  #claimNow(input: ClaimInput): ClaimResult {
+    // The lock covers this process only: another process sharing the file may release or
+    // reap the row between our refused upsert and our read. Then the key is free: claim again.
+    for (let attempt = 0; attempt < maxClaimAttempts; attempt++) {
+      const won = this.#statements.claim.all(input) as { record_id: string; token: string }[];
+      if (won[0]?.token === input.token) return { claimed: true, recordId: won[0].record_id };
+      const row = this.#statements.get.get(input.scopeKey) as RecordRow | undefined;
+      if (row) return { claimed: false, record: toRecord(row) };
+    }
+    throw new Error(`claim for ${input.scopeKey} kept losing to concurrent deletes`);
   }
 
   complete(input: CompleteInput, tx?: SqliteDatabase): Promise<boolean> {
@@ -200,6 +255,9 @@ function prepareStatements(db: SqliteDatabase, table: string) {
              AND ${table}.fingerprint = excluded.fingerprint)
       RETURNING record_id, token`),
     get: db.prepare(`SELECT * FROM ${table} WHERE scope_key = ?`),
+    begin: db.prepare('BEGIN IMMEDIATE'),
+    commit: db.prepare('COMMIT'),
+    rollback: db.prepare('ROLLBACK'),
     complete: db.prepare(`
       UPDATE ${table} SET state = 'completed', status = @status, headers = @headers, body = @body,
         expires_at_ms = @expiresAtMs

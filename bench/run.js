@@ -1,0 +1,312 @@
+// `npm run bench`: what retrysafe costs. Forks each variant of POST /orders (bench/server.js) as
+// its own process and drives it with autocannon from this process, on loopback, against fresh
+// local databases; prints one table of req/s and p50/p99 latency with ratios and verdicts.
+import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { variants } from './variants.js';
+
+const settings = {
+  connections: Number(process.env.BENCH_CONNECTIONS ?? 20),
+  warmupSeconds: Number(process.env.BENCH_WARMUP_S ?? 2),
+  durationSeconds: Number(process.env.BENCH_DURATION_S ?? 5),
+  replayKeys: 200,
+  /** The whole run is killed after this, whatever happens. */
+  deadlineMs: 240_000,
+};
+const postgresAdminUrl = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const only = process.env.BENCH_ONLY?.split(',');
+
+const orderBody = JSON.stringify({
+  items: [
+    { sku: 'book-1', quantity: 2, unitPriceCents: 1250 },
+    { sku: 'pen-7', quantity: 10, unitPriceCents: 199 },
+  ],
+  currency: 'EUR',
+  note: 'leave at the door',
+});
+
+/** Which variants run, on which paths, and against which baseline their ratio is taken. */
+const plan = [
+  { variant: 'a0', paths: ['plain'], baseline: undefined },
+  { variant: 'a-sqlite', paths: ['plain'], baseline: 'a0' },
+  { variant: 'a-postgres', paths: ['plain'], baseline: 'a0' },
+  { variant: 'b', paths: ['first', 'replay'], baseline: 'a-sqlite' },
+  { variant: 'c', paths: ['first', 'replay'], baseline: 'a-postgres' },
+  { variant: 'd', paths: ['first', 'replay'], baseline: 'a-sqlite' },
+  { variant: 'e', paths: ['first', 'replay'], baseline: 'a-sqlite' },
+].filter((step) => only === undefined || only.includes(step.variant));
+
+const runTag = randomBytes(4).toString('hex');
+const children = new Set();
+
+const deadline = setTimeout(() => {
+  console.error(`bench: still running after ${settings.deadlineMs / 1000} s; stopping`);
+  for (const child of children) child.kill('SIGKILL');
+  process.exit(1);
+}, settings.deadlineMs);
+
+async function main() {
+  const cpuList = cpus();
+  console.log(
+    `machine: ${cpuList.length} cores, ${cpuList[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.version}, ${process.platform}/${process.arch}`,
+  );
+  console.log(`command: npm run bench (node bench/run.js ${process.argv.slice(2).join(' ')})`.trim());
+  console.log(
+    `load: autocannon in the runner process, ${settings.connections} connections, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s measured per row; replay over ${settings.replayKeys} keys\n`,
+  );
+
+  const resources = await createResources();
+  const results = new Map();
+  try {
+    for (const step of plan) {
+      const server = await startServer(step.variant, resources.env);
+      try {
+        for (const path of step.paths) {
+          const result = await measure(server.port, step.variant, path);
+          results.set(`${step.variant}/${path}`, { ...step, path, ...result });
+          console.log(
+            `  ${step.variant.padEnd(10)} ${path.padEnd(6)} ${fmt(result.rps, 0).padStart(7)} req/s  p50 ${fmt(result.p50, 2)} ms  p99 ${fmt(result.p99, 2)} ms`,
+          );
+        }
+      } finally {
+        await server.stop();
+      }
+    }
+  } finally {
+    await resources.cleanup();
+  }
+  report(results);
+}
+
+/** A fresh temp dir for SQLite files, a fresh PostgreSQL database, a unique Redis prefix. */
+async function createResources() {
+  const dir = mkdtempSync(join(tmpdir(), 'retrysafe-bench-'));
+  const dbName = `retrysafe_bench_${runTag}`;
+  const admin = new pg.Client({ connectionString: postgresAdminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const databaseUrl = new URL(postgresAdminUrl);
+  databaseUrl.pathname = `/${dbName}`;
+  const redis = new Redis(redisUrl);
+  const redisPrefix = `retrysafe-bench:${runTag}:`;
+  let sqliteFiles = 0;
+  return {
+    env: (variant) => ({
+      ...process.env,
+      SQLITE_PATH: join(dir, `${variant}-${++sqliteFiles}.db`),
+      DATABASE_URL: databaseUrl.href,
+      REDIS_URL: redisUrl,
+      REDIS_PREFIX: `${redisPrefix}${variant}:`,
+    }),
+    async cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch((error) => {
+        console.error(`bench: could not drop database ${dbName}: ${error.message}`);
+      });
+      await admin.end();
+      let deleted = 0;
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${redisPrefix}*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length > 0) deleted += await redis.unlink(...keys);
+      } while (cursor !== '0');
+      await redis.quit();
+      console.log(
+        `\ncleaned up: SQLite files in ${dir}, database ${dbName}, ${deleted} Redis keys under ${redisPrefix}`,
+      );
+    },
+  };
+}
+
+/** Forks one server variant and waits (bounded) for it to report its port. */
+function startServer(variant, env) {
+  const child = fork(new URL('./server.js', import.meta.url), [variant], {
+    env: env(variant),
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // BENCH_PROFILE=<dir> writes a V8 CPU profile per server process, to see where time goes.
+    execArgv: process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : [],
+  });
+  children.add(child);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  exited.then(() => children.delete(child));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`server ${variant} did not start within 15 s`));
+    }, 15_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server ${variant} exited with ${code} before it was ready`));
+    });
+    child.once('message', ({ port }) => {
+      clearTimeout(timer);
+      resolve({
+        port,
+        async stop() {
+          child.send('stop');
+          const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+          await exited;
+          clearTimeout(killer);
+        },
+      });
+    });
+  });
+}
+
+/** Warm-up, then a measured run, on one path: `plain`, `first` (a new key each) or `replay`. */
+async function measure(port, variant, path) {
+  const url = `http://127.0.0.1:${port}/orders`;
+  await smokeTest(url, variant, path);
+  let keyFor;
+  if (path === 'replay') {
+    const keys = Array.from({ length: settings.replayKeys }, (_, i) => `${runTag}-${variant}-replay-${i}`);
+    for (let i = 0; i < keys.length; i += settings.connections) {
+      await Promise.all(keys.slice(i, i + settings.connections).map((key) => post(url, key)));
+    }
+    let next = 0;
+    keyFor = () => keys[next++ % keys.length];
+  } else {
+    let next = 0;
+    keyFor = () => `${runTag}-${variant}-${path}-${next++}`;
+  }
+  await cannon(url, keyFor, settings.warmupSeconds);
+  return cannon(url, keyFor, settings.durationSeconds);
+}
+
+/** One request with a fresh key must be a 201; for idempotent variants its retry must replay. */
+async function smokeTest(url, variant, path) {
+  const key = `${runTag}-${variant}-${path}-smoke`;
+  const first = await post(url, key);
+  if (first.status !== 201) throw new Error(`${variant}: expected 201, got ${first.status}`);
+  if (path === 'plain') return;
+  const again = await post(url, key);
+  const replayed = again.headers.get('idempotent-replayed') === 'true';
+  const sameBody = (await again.text()) === (await first.text());
+  if (again.status !== 201 || !replayed || !sameBody) throw new Error(`${variant}: the retry did not replay`);
+}
+
+function post(url, key) {
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'idempotency-key': key },
+    body: orderBody,
+    signal: AbortSignal.timeout(5_000),
+  });
+}
+
+/**
+ * One autocannon run. Every request carries an Idempotency-Key (baselines ignore it), so the
+ * load generator does the same work for every row. Latencies are collected at full precision
+ * from the 'response' event (autocannon's own histogram rounds to whole milliseconds).
+ */
+async function cannon(url, keyFor, seconds) {
+  const latencies = [];
+  const instance = autocannon({
+    url,
+    method: 'POST',
+    connections: settings.connections,
+    duration: seconds,
+    timeout: 5,
+    headers: { 'content-type': 'application/json' },
+    body: orderBody,
+    requests: [
+      {
+        setupRequest(request) {
+          request.headers = { ...request.headers, 'idempotency-key': keyFor() };
+          return request;
+        },
+      },
+    ],
+  });
+  instance.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
+  const result = await instance;
+  latencies.sort((x, y) => x - y);
+  const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
+  return {
+    rps: result.requests.total / result.duration,
+    p50: at(0.5),
+    p99: at(0.99),
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  };
+}
+
+function report(results) {
+  const rows = [...results.values()];
+  const header = ['variant', 'path', 'req/s', 'p50 ms', 'p99 ms', 'ratio', 'vs', 'what'];
+  const lines = rows.map((row) => {
+    const base = row.baseline && results.get(`${row.baseline}/plain`);
+    row.ratio = base ? row.rps / base.rps : undefined;
+    return [
+      row.variant,
+      row.path,
+      fmt(row.rps, 0),
+      fmt(row.p50, 2),
+      fmt(row.p99, 2),
+      row.ratio === undefined ? '—' : `${fmt(row.ratio, 2)}×`,
+      row.baseline ?? '—',
+      variants[row.variant] +
+        (row.non2xx || row.errors ? `  [!] ${row.non2xx} non-2xx, ${row.errors} errors` : ''),
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => String(line[i]).length)));
+  const show = (cells) =>
+    cells
+      .map((cell, i) =>
+        i >= 2 && i <= 5 ? String(cell).padStart(widths[i]) : String(cell).padEnd(widths[i]),
+      )
+      .join('  ')
+      .trimEnd();
+  console.log(`\n${show(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
+  for (const line of lines) console.log(show(line));
+
+  console.log('\ntargets:');
+  const verdict = (ok, text) => console.log(`  ${ok === undefined ? 'n/a ' : ok ? 'MET ' : 'MISS'}  ${text}`);
+  for (const row of rows) {
+    if (row.path === 'first')
+      verdict(
+        row.ratio && row.ratio >= 0.8,
+        `${row.variant} first execution ≥ 0.8× ${row.baseline}: ${fmt(row.ratio, 2)}×`,
+      );
+    if (row.path === 'replay')
+      verdict(
+        row.ratio && row.ratio >= 1.0,
+        `${row.variant} replay ≥ 1.0× ${row.baseline}: ${fmt(row.ratio, 2)}×`,
+      );
+  }
+  for (const path of ['first', 'replay']) {
+    const d = results.get(`d/${path}`);
+    const e = results.get(`e/${path}`);
+    verdict(
+      d && e ? d.rps > e.rps : undefined,
+      `d ahead of e on ${path}: ${fmt(d?.rps, 0)} vs ${fmt(e?.rps, 0)} req/s`,
+    );
+  }
+  const failures = rows.filter((row) => row.non2xx || row.errors);
+  if (failures.length > 0)
+    console.log(
+      `  [!] rows with non-2xx answers or errors: ${failures.map((r) => `${r.variant}/${r.path}`).join(', ')}`,
+    );
+}
+
+function fmt(value, digits) {
+  return value === undefined || Number.isNaN(value) ? '—' : value.toFixed(digits);
+}
+
+try {
+  await main();
+} catch (error) {
+  console.error('bench failed:', error);
+  process.exitCode = 1;
+} finally {
+  clearTimeout(deadline);
+  for (const child of children) child.kill('SIGKILL');
+}
