@@ -15,6 +15,8 @@ const settings = {
   connections: Number(process.env.BENCH_CONNECTIONS ?? 20),
   warmupSeconds: Number(process.env.BENCH_WARMUP_S ?? 2),
   durationSeconds: Number(process.env.BENCH_DURATION_S ?? 5),
+  /** The measured seconds of a row are split over this many interleaved rounds. */
+  rounds: Number(process.env.BENCH_ROUNDS ?? 2),
   replayKeys: 200,
   /** The whole run is killed after this, whatever happens. */
   deadlineMs: 240_000,
@@ -41,7 +43,14 @@ const plan = [
   { variant: 'c', paths: ['first', 'replay'], baseline: 'a-postgres' },
   { variant: 'd', paths: ['first', 'replay'], baseline: 'a-sqlite' },
   { variant: 'e', paths: ['first', 'replay'], baseline: 'a-sqlite' },
-].filter((step) => only === undefined || only.includes(step.variant));
+]
+  .map((step) => ({ ...step, paths: step.paths.filter((path) => chosen(step.variant, path)) }))
+  .filter((step) => step.paths.length > 0);
+
+/** BENCH_ONLY=a0,b,d/replay runs only those variants (or variant/path rows); for profiling. */
+function chosen(variant, path) {
+  return only === undefined || only.includes(variant) || only.includes(`${variant}/${path}`);
+}
 
 const runTag = randomBytes(4).toString('hex');
 const children = new Set();
@@ -59,30 +68,43 @@ async function main() {
   );
   console.log(`command: npm run bench (node bench/run.js ${process.argv.slice(2).join(' ')})`.trim());
   console.log(
-    `load: autocannon in the runner process, ${settings.connections} connections, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s measured per row; replay over ${settings.replayKeys} keys\n`,
+    `load: autocannon in the runner process, ${settings.connections} connections, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s measured per row (in ${settings.rounds} interleaved rounds); replay over ${settings.replayKeys} keys\n`,
   );
 
   const resources = await createResources();
-  const results = new Map();
+  const servers = [];
+  const rows = [];
   try {
     for (const step of plan) {
       const server = await startServer(step.variant, resources.env);
-      try {
-        for (const path of step.paths) {
-          const result = await measure(server.port, step.variant, path);
-          results.set(`${step.variant}/${path}`, { ...step, path, ...result });
-          console.log(
-            `  ${step.variant.padEnd(10)} ${path.padEnd(6)} ${fmt(result.rps, 0).padStart(7)} req/s  p50 ${fmt(result.p50, 2)} ms  p99 ${fmt(result.p99, 2)} ms`,
-          );
-        }
-      } finally {
-        await server.stop();
+      servers.push(server);
+      for (const path of step.paths)
+        rows.push({ ...step, path, server, port: server.port, seconds: 0, requests: 0, cpuUs: 0 });
+    }
+    // Smoke test, seed replay keys and warm up every row first; then measure in rounds, each
+    // row a slice per round, so a burst of noise on the machine spreads over all rows alike.
+    for (const row of rows) {
+      row.keyFor = await prepare(row);
+      await cannon(row, settings.warmupSeconds);
+    }
+    for (let round = 0; round < settings.rounds; round++) {
+      for (const row of rows) {
+        const cpuBefore = await row.server.cpuUs();
+        const slice = await cannon(row, settings.durationSeconds / settings.rounds);
+        row.cpuUs += (await row.server.cpuUs()) - cpuBefore;
+        row.seconds += slice.seconds;
+        row.requests += slice.requests;
+        row.non2xx = (row.non2xx ?? 0) + slice.non2xx;
+        row.errors = (row.errors ?? 0) + slice.errors;
+        row.latencies = [...(row.latencies ?? []), ...slice.latencies];
       }
+      console.log(`  round ${round + 1}/${settings.rounds} done`);
     }
   } finally {
+    for (const server of servers) await server.stop();
     await resources.cleanup();
   }
-  report(results);
+  report(rows);
 }
 
 /** A fresh temp dir for SQLite files, a fresh PostgreSQL database, a unique Redis prefix. */
@@ -150,6 +172,18 @@ function startServer(variant, env) {
       clearTimeout(timer);
       resolve({
         port,
+        /** The server's CPU time so far, in µs. */
+        cpuUs() {
+          return new Promise((answer) => {
+            const listener = (message) => {
+              if (message?.cpuUs === undefined) return;
+              child.off('message', listener);
+              answer(message.cpuUs);
+            };
+            child.on('message', listener);
+            child.send('cpu');
+          });
+        },
         async stop() {
           child.send('stop');
           const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
@@ -161,24 +195,18 @@ function startServer(variant, env) {
   });
 }
 
-/** Warm-up, then a measured run, on one path: `plain`, `first` (a new key each) or `replay`. */
-async function measure(port, variant, path) {
-  const url = `http://127.0.0.1:${port}/orders`;
-  await smokeTest(url, variant, path);
-  let keyFor;
-  if (path === 'replay') {
-    const keys = Array.from({ length: settings.replayKeys }, (_, i) => `${runTag}-${variant}-replay-${i}`);
-    for (let i = 0; i < keys.length; i += settings.connections) {
-      await Promise.all(keys.slice(i, i + settings.connections).map((key) => post(url, key)));
-    }
-    let next = 0;
-    keyFor = () => keys[next++ % keys.length];
-  } else {
-    let next = 0;
-    keyFor = () => `${runTag}-${variant}-${path}-${next++}`;
+/** Checks the row's server answers, then returns its key source: a new key each, or replayed ones. */
+async function prepare(row) {
+  const url = `http://127.0.0.1:${row.port}/orders`;
+  await smokeTest(url, row.variant, row.path);
+  let next = 0;
+  if (row.path !== 'replay') return () => `${runTag}-${row.variant}-${row.path}-${next++}`;
+  const keys = Array.from({ length: settings.replayKeys }, (_, i) => `${runTag}-${row.variant}-replay-${i}`);
+  for (let i = 0; i < keys.length; i += settings.connections) {
+    const answers = await Promise.all(keys.slice(i, i + settings.connections).map((key) => post(url, key)));
+    if (answers.some((answer) => answer.status !== 201)) throw new Error(`${row.variant}: seeding failed`);
   }
-  await cannon(url, keyFor, settings.warmupSeconds);
-  return cannon(url, keyFor, settings.durationSeconds);
+  return () => keys[next++ % keys.length];
 }
 
 /** One request with a fresh key must be a 201; for idempotent variants its retry must replay. */
@@ -207,10 +235,10 @@ function post(url, key) {
  * load generator does the same work for every row. Latencies are collected at full precision
  * from the 'response' event (autocannon's own histogram rounds to whole milliseconds).
  */
-async function cannon(url, keyFor, seconds) {
+async function cannon(row, seconds) {
   const latencies = [];
   const instance = autocannon({
-    url,
+    url: `http://127.0.0.1:${row.port}/orders`,
     method: 'POST',
     connections: settings.connections,
     duration: seconds,
@@ -220,7 +248,7 @@ async function cannon(url, keyFor, seconds) {
     requests: [
       {
         setupRequest(request) {
-          request.headers = { ...request.headers, 'idempotency-key': keyFor() };
+          request.headers = { ...request.headers, 'idempotency-key': row.keyFor() };
           return request;
         },
       },
@@ -228,20 +256,25 @@ async function cannon(url, keyFor, seconds) {
   });
   instance.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
   const result = await instance;
-  latencies.sort((x, y) => x - y);
-  const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
   return {
-    rps: result.requests.total / result.duration,
-    p50: at(0.5),
-    p99: at(0.99),
+    seconds: result.duration,
+    requests: result.requests.total,
+    latencies,
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
   };
 }
 
-function report(results) {
-  const rows = [...results.values()];
-  const header = ['variant', 'path', 'req/s', 'p50 ms', 'p99 ms', 'ratio', 'vs', 'what'];
+function report(rows) {
+  const results = new Map(rows.map((row) => [`${row.variant}/${row.path}`, row]));
+  for (const row of rows) {
+    row.rps = row.requests / row.seconds;
+    const sorted = row.latencies.sort((x, y) => x - y);
+    const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+    row.p50 = at(0.5);
+    row.p99 = at(0.99);
+  }
+  const header = ['variant', 'path', 'req/s', 'p50 ms', 'p99 ms', 'cpu µs/req', 'ratio', 'vs', 'what'];
   const lines = rows.map((row) => {
     const base = row.baseline && results.get(`${row.baseline}/plain`);
     row.ratio = base ? row.rps / base.rps : undefined;
@@ -251,6 +284,7 @@ function report(results) {
       fmt(row.rps, 0),
       fmt(row.p50, 2),
       fmt(row.p99, 2),
+      fmt(row.cpuUs / row.requests, 0),
       row.ratio === undefined ? '—' : `${fmt(row.ratio, 2)}×`,
       row.baseline ?? '—',
       variants[row.variant] +

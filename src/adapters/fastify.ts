@@ -5,6 +5,7 @@ import type {
   FastifyPluginAsync,
   FastifyReply,
   FastifyRequest,
+  HookHandlerDoneFunction,
   RouteOptions,
 } from 'fastify';
 import fp from 'fastify-plugin';
@@ -131,35 +132,65 @@ const plugin: FastifyPluginAsync<FastifyIdempotencyOptions<unknown>> = async (fa
   }
 
   // Settles executions whose handler answered without `reply.idempotent` (e.g. a thrown 4xx),
-  // before the response leaves, so a retry never races an unsaved result.
-  fastify.addHook('onSend', async (request, reply, payload) => {
+  // before the response leaves, so a retry never races an unsaved result. A callback hook:
+  // the common case (already settled, or no key) passes the payload on without a promise.
+  fastify.addHook('onSend', (request, reply, payload, done) => {
     const execution = request.idempotency?.execution;
-    if (!execution || execution.settled) return payload;
-    if (reply.statusCode >= 500 || !isStorable(payload)) {
-      await execution.release();
-      return payload;
+    if (!execution || execution.settled) {
+      done(null, payload);
+      return;
     }
-    await execution.complete({
-      status: reply.statusCode,
-      headers: pickReplayHeaders(reply),
-      body: payload === null || payload === undefined ? new Uint8Array(0) : Buffer.from(payload),
-    });
-    return payload;
+    settleOnSend(execution, reply, payload).then(
+      () => done(null, payload),
+      (error: Error) => done(error),
+    );
   });
 
   // Safety net: whatever happened, no claim outlives its request.
-  fastify.addHook('onResponse', async (request) => {
+  fastify.addHook('onResponse', (request, _reply, done) => {
     const execution = request.idempotency?.execution;
-    if (execution && !execution.settled) await execution.release();
+    if (execution && !execution.settled) execution.release().then(() => done(), done);
+    else done();
   });
 };
 
+async function settleOnSend(
+  execution: Execution<unknown>,
+  reply: FastifyReply,
+  payload: unknown,
+): Promise<void> {
+  if (reply.statusCode >= 500 || !isStorable(payload)) {
+    await execution.release();
+    return;
+  }
+  await execution.complete({
+    status: reply.statusCode,
+    headers: pickReplayHeaders(reply),
+    body: payload === null || payload === undefined ? new Uint8Array(0) : Buffer.from(payload),
+  });
+}
+
 function readKey(mode: IdempotencyMode, headerName: string) {
   const displayName = headerName.replace(/(^|-)\w/g, (s) => s.toUpperCase());
-  return async function readIdempotencyKey(request: FastifyRequest): Promise<void> {
-    const key = parseIdempotencyKey(request.headers[headerName], displayName);
-    if (key === undefined && mode === 'required') throw new IdempotencyKeyMissingError(displayName);
+  // A callback hook: nothing here waits, so no promise per request.
+  return function readIdempotencyKey(
+    request: FastifyRequest,
+    _reply: FastifyReply,
+    done: HookHandlerDoneFunction,
+  ): void {
+    let key: string | undefined;
+    try {
+      key = parseIdempotencyKey(request.headers[headerName], displayName);
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    if (key === undefined && mode === 'required') {
+      done(new IdempotencyKeyMissingError(displayName));
+      return;
+    }
     request.idempotency = { key, outcome: undefined, recordId: undefined, execution: undefined };
+    done();
   };
 }
 

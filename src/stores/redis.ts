@@ -14,6 +14,7 @@
 // Cluster hash tag, so any later per-record key lands in the same slot; hashing keeps arbitrary
 // scope keys (which may contain braces) out of the tag. The body is stored as raw bytes.
 import { createHash } from 'node:crypto';
+import { setImmediate as afterThisTurn } from 'node:timers';
 import type {
   ClaimInput,
   ClaimResult,
@@ -27,6 +28,16 @@ export const defaultRedisKeyPrefix = 'retrysafe:';
 /** The part of an ioredis `Redis` or `Cluster` the store uses: commands with Buffer replies. */
 export interface IoRedisLike {
   callBuffer(command: string, args: (string | Buffer | number)[]): Promise<unknown>;
+  /** When present (ioredis `Redis`), commands sent in one turn of the event loop share one write. */
+  pipeline?(): IoRedisPipelineLike;
+  /** True on an ioredis `Cluster`: its pipelines cannot mix records of different slots, so none is used. */
+  readonly isCluster?: boolean;
+}
+
+/** The part of an ioredis pipeline the store uses. */
+export interface IoRedisPipelineLike {
+  callBuffer(command: string, args: (string | Buffer | number)[]): unknown;
+  exec(): Promise<[error: Error | null, result: unknown][] | null>;
 }
 
 /** The part of a node-redis v4/v5 client (`createClient()` from `redis`) the store uses. */
@@ -49,7 +60,7 @@ export interface RedisStoreOptions {
 }
 
 /** RESP type bytes node-redis v5 maps: bulk strings (`$`) to Buffer so bodies stay bytes, and
- * RESP3 maps (`%`) to flat arrays so HGETALL reads the same under RESP2 and RESP3. */
+ * RESP3 maps (`%`) to flat arrays so hash replies read the same under RESP2 and RESP3. */
 const respBlobString = 0x24;
 const respMap = 0x25;
 
@@ -64,9 +75,28 @@ function script(source: string): Script {
   return { source, sha1: createHash('sha1').update(source).digest('hex') };
 }
 
+/** The fields of a record hash, in the order HMGET reads them back (see `toRecord`). */
+const recordFields = [
+  'state',
+  'scopeKey',
+  'recordId',
+  'fingerprint',
+  'token',
+  'leaseExpiresAtMs',
+  'expiresAtMs',
+  'status',
+  'headers',
+  'body',
+] as const;
+type RecordField = (typeof recordFields)[number];
+const recordFieldIndex = Object.fromEntries(recordFields.map((name, index) => [name, index])) as Record<
+  RecordField,
+  number
+>;
+
 // KEYS[1] record; ARGV scopeKey, recordId, fingerprint, token, nowMs, leaseExpiresAtMs,
 // expiresAtMs, expireAtMs (the integer TTL deadline). Returns {1, recordId} when this call
-// claimed, else {0, HGETALL} of the record that refused it.
+// claimed, else {0, HMGET of recordFields} of the record that refused it.
 const claimScript = script(`
 local key = KEYS[1]
 local nowMs = tonumber(ARGV[5])
@@ -76,7 +106,7 @@ if current[1] then
   local retentionOver = tonumber(current[5]) <= nowMs
   local leaseOver = current[1] == 'claimed' and tonumber(current[4]) <= nowMs and current[3] == ARGV[3]
   if not retentionOver and not leaseOver then
-    return {0, redis.call('HGETALL', key)}
+    return {0, redis.call('HMGET', key, ${recordFields.map((name) => `'${name}'`).join(', ')})}
   end
   -- A lease takeover continues the same logical execution, so it keeps the record id.
   if not retentionOver then recordId = current[2] end
@@ -169,8 +199,8 @@ export class RedisIdempotencyStore implements IdempotencyStore<never> {
 
   /** Reads a record as stored, ignoring logical expiry; for tests and diagnostics. */
   async get(scopeKey: string): Promise<IdempotencyRecord | undefined> {
-    const reply = await this.#send(['HGETALL', this.keyFor(scopeKey)]);
-    if (!Array.isArray(reply) || reply.length === 0) return undefined;
+    const reply = await this.#send(['HMGET', this.keyFor(scopeKey), ...recordFields]);
+    if (!Array.isArray(reply) || reply[0] === null || reply[0] === undefined) return undefined;
     return toRecord(reply);
   }
 
@@ -192,9 +222,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisIdempotencySt
 
 /** Sends a raw command and gets bulk strings back as Buffers, whichever client it is. */
 function binarySender(client: RedisClientLike): Send {
-  if ('callBuffer' in client && typeof client.callBuffer === 'function') {
-    return ([command, ...args]) => client.callBuffer(String(command), args);
-  }
+  if ('callBuffer' in client && typeof client.callBuffer === 'function') return ioredisSender(client);
   if ('sendCommand' in client && typeof client.sendCommand === 'function') {
     const options: NodeRedisCommandOptions = {
       typeMapping: { [respBlobString]: Buffer, [respMap]: Array },
@@ -205,6 +233,56 @@ function binarySender(client: RedisClientLike): Send {
   throw new TypeError('client must be an ioredis client (callBuffer) or a node-redis client (sendCommand)');
 }
 
+interface QueuedCommand {
+  args: (string | Buffer)[];
+  resolve: (reply: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * ioredis writes every command to the socket at once, one system call each (node-redis
+ * already batches a tick's commands). Here the commands queued in one turn of the event loop
+ * go out as one pipeline: one write, one read of the replies. Each is still its own script,
+ * run atomically and in order; each caller gets its own reply or error.
+ */
+function ioredisSender(client: IoRedisLike): Send {
+  const one: Send = ([command, ...args]) => client.callBuffer(String(command), args);
+  if (typeof client.pipeline !== 'function' || client.isCluster === true) return one;
+  let queued: QueuedCommand[] = [];
+  const flush = () => {
+    const batch = queued;
+    queued = [];
+    if (batch.length === 1) {
+      const [only] = batch as [QueuedCommand];
+      one(only.args).then(only.resolve, only.reject);
+      return;
+    }
+    const pipeline = client.pipeline!();
+    for (const { args } of batch) pipeline.callBuffer(String(args[0]), args.slice(1));
+    pipeline.exec().then(
+      (replies) => {
+        for (const [i, command] of batch.entries()) {
+          const [error, reply] = replies?.[i] ?? [
+            new Error('the Redis pipeline returned no reply'),
+            undefined,
+          ];
+          if (error) command.reject(error);
+          else command.resolve(reply);
+        }
+      },
+      (error: unknown) => {
+        for (const command of batch) command.reject(error);
+      },
+    );
+  };
+  return (args) =>
+    new Promise((resolve, reject) => {
+      queued.push({ args, resolve, reject });
+      // From node:timers, so tests that fake the global timers cannot stall commands.
+      if (queued.length === 1) afterThisTurn(flush);
+    });
+}
+
 /** PEXPIREAT needs an integer; rounding up never deletes a record before its retention ends. */
 function expireAtArg(expiresAtMs: number): string {
   return String(Math.ceil(expiresAtMs));
@@ -212,19 +290,21 @@ function expireAtArg(expiresAtMs: number): string {
 
 function text(value: unknown): string {
   if (typeof value === 'string') return value;
+  // Replies are Buffers: decode them in place rather than through a new view of their bytes.
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
   if (value instanceof Uint8Array)
     return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
   throw new Error(`expected a string from Redis, got ${typeof value}`);
 }
 
-/** Parses a flat HGETALL reply (field, value, field, value …) into a record. */
+/** Parses an HMGET of `recordFields` (values in that order; null where a field is absent). */
 function toRecord(reply: unknown): IdempotencyRecord {
-  if (!Array.isArray(reply)) throw new Error('expected a record from Redis');
-  const fields = new Map<string, unknown>();
-  for (let i = 0; i + 1 < reply.length; i += 2) fields.set(text(reply[i]), reply[i + 1]);
-  const field = (name: string): string => {
-    const value = fields.get(name);
-    if (value === undefined) throw new Error(`Redis record lacks field ${name}`);
+  if (!Array.isArray(reply) || reply.length !== recordFields.length)
+    throw new Error('expected a record from Redis');
+  const raw = (name: RecordField): unknown => reply[recordFieldIndex[name]];
+  const field = (name: RecordField): string => {
+    const value = raw(name);
+    if (value === null || value === undefined) throw new Error(`Redis record lacks field ${name}`);
     return text(value);
   };
   const base = {
@@ -241,7 +321,7 @@ function toRecord(reply: unknown): IdempotencyRecord {
       leaseExpiresAtMs: Number(field('leaseExpiresAtMs')),
     };
   }
-  const body = fields.get('body');
+  const body = raw('body');
   // Decoding bytes as text would corrupt binary bodies: refuse rather than replay wrong bytes.
   if (!(body instanceof Uint8Array)) throw new Error('the Redis client returned the body as text, not bytes');
   return {
