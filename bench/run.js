@@ -14,12 +14,16 @@ import { variants } from './variants.js';
 const settings = {
   connections: Number(process.env.BENCH_CONNECTIONS ?? 20),
   warmupSeconds: Number(process.env.BENCH_WARMUP_S ?? 2),
-  durationSeconds: Number(process.env.BENCH_DURATION_S ?? 5),
-  /** The measured seconds of a row are split over this many interleaved rounds. */
-  rounds: Number(process.env.BENCH_ROUNDS ?? 2),
+  durationSeconds: Number(process.env.BENCH_DURATION_S ?? 12),
+  /**
+   * The measured seconds of a row are split over this many interleaved rounds. Ratios are
+   * taken per round (a row against its baseline in the same round) and the median is shown,
+   * so a burst of load elsewhere on the machine moves both sides of a ratio alike.
+   */
+  rounds: Number(process.env.BENCH_ROUNDS ?? 6),
   replayKeys: 200,
   /** The whole run is killed after this, whatever happens. */
-  deadlineMs: 240_000,
+  deadlineMs: 420_000,
 };
 const postgresAdminUrl = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -94,6 +98,7 @@ async function main() {
         row.cpuUs += (await row.server.cpuUs()) - cpuBefore;
         row.seconds += slice.seconds;
         row.requests += slice.requests;
+        row.roundRps = [...(row.roundRps ?? []), slice.requests / slice.seconds];
         row.non2xx = (row.non2xx ?? 0) + slice.non2xx;
         row.errors = (row.errors ?? 0) + slice.errors;
         row.latencies = [...(row.latencies ?? []), ...slice.latencies];
@@ -277,7 +282,7 @@ function report(rows) {
   const header = ['variant', 'path', 'req/s', 'p50 ms', 'p99 ms', 'cpu µs/req', 'ratio', 'vs', 'what'];
   const lines = rows.map((row) => {
     const base = row.baseline && results.get(`${row.baseline}/plain`);
-    row.ratio = base ? row.rps / base.rps : undefined;
+    row.ratio = base ? pairedRatio(row, base) : undefined;
     return [
       row.variant,
       row.path,
@@ -299,6 +304,9 @@ function report(rows) {
       )
       .join('  ')
       .trimEnd();
+  console.log(
+    '\nreq/s, latencies and CPU over all rounds; ratio: median of the per-round ratios to the row named in "vs".',
+  );
   console.log(`\n${show(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
   for (const line of lines) console.log(show(line));
 
@@ -319,9 +327,10 @@ function report(rows) {
   for (const path of ['first', 'replay']) {
     const d = results.get(`d/${path}`);
     const e = results.get(`e/${path}`);
+    const ratio = d && e ? pairedRatio(d, e) : undefined;
     verdict(
-      d && e ? d.rps > e.rps : undefined,
-      `d ahead of e on ${path}: ${fmt(d?.rps, 0)} vs ${fmt(e?.rps, 0)} req/s`,
+      ratio === undefined ? undefined : ratio > 1,
+      `d ahead of e on ${path}: ${fmt(d?.rps, 0)} vs ${fmt(e?.rps, 0)} req/s (median of per-round ratios ${fmt(ratio, 2)}×)`,
     );
   }
   const failures = rows.filter((row) => row.non2xx || row.errors);
@@ -329,6 +338,13 @@ function report(rows) {
     console.log(
       `  [!] rows with non-2xx answers or errors: ${failures.map((r) => `${r.variant}/${r.path}`).join(', ')}`,
     );
+}
+
+/** Median over rounds of row ÷ other, each round's pair measured back to back. */
+function pairedRatio(row, other) {
+  const ratios = row.roundRps.map((rps, i) => rps / other.roundRps[i]).sort((x, y) => x - y);
+  const mid = Math.floor(ratios.length / 2);
+  return ratios.length % 2 === 1 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2;
 }
 
 function fmt(value, digits) {

@@ -5,6 +5,7 @@ import { Idempotency, IdempotencyError } from '@node-idempotency/core';
 import { RedisStorageAdapter } from '@node-idempotency/storage-adapter-redis';
 import Fastify from 'fastify';
 import { Redis } from 'ioredis';
+import { createClient } from 'redis';
 import { idempotency } from '../dist/adapters/fastify.js';
 import { openPostgresServiceData } from '../dist/service/data/postgres.js';
 import { openSqliteServiceData } from '../dist/service/data/sqlite.js';
@@ -57,8 +58,14 @@ async function start(variant, env) {
         : openSqliteServiceData(env.SQLITE_PATH);
     closers.push(() => data.close());
     if (variant === 'd') {
-      const redis = new Redis(env.REDIS_URL, { lazyConnect: true });
-      await redis.connect();
+      let redis;
+      if (env.BENCH_D_CLIENT === 'ioredis') {
+        redis = new Redis(env.REDIS_URL, { lazyConnect: true });
+        await redis.connect();
+      } else {
+        redis = createClient({ url: env.REDIS_URL });
+        await redis.connect();
+      }
       closers.push(() => redis.quit());
       const store = createRedisStore({ client: redis, prefix: env.REDIS_PREFIX });
       await app.register(idempotency, { store, scope: () => tenant, transaction: data.transaction });

@@ -1,18 +1,24 @@
 // `retrysafe/stores/redis`: a shared store on Redis (or Redis Cluster) for many processes, taking
-// an ioredis or node-redis client you already have. Each primitive is one Lua script.
+// an ioredis or node-redis client you already have.
 //
 // Guarantee: business data lives elsewhere, so this store has no `transaction`; the engine stores
 // the response after your handler returns, which makes a handler at-least-once per lease. Derive
 // downstream idempotency keys from `execution.recordId` (`<recordId>:<step>`) to stay safe.
 //
-// Expiry: every record carries a Redis TTL (PEXPIREAT at its `expiresAtMs`), so Redis deletes
-// expired records by itself and `reap` always returns 0. The scripts also compare `expiresAtMs`
-// with the caller's `nowMs`, so a logically expired record counts as gone even before its TTL
-// fires. The TTL is absolute: keep the app's clock and Redis's roughly in step.
+// Expiry: every record carries a Redis TTL (PXAT its `expiresAtMs`), so Redis deletes expired
+// records by itself and `reap` always returns 0. A claim also compares `expiresAtMs` with the
+// caller's `nowMs`, so a logically expired record counts as gone even before its TTL fires.
+// The TTL is absolute: keep the app's clock and Redis's roughly in step.
 //
-// Encoding: one hash per record at `<prefix>{<base64url sha256 of scopeKey>}`. The braces are a
-// Cluster hash tag, so any later per-record key lands in the same slot; hashing keeps arbitrary
-// scope keys (which may contain braces) out of the tag. The body is stored as raw bytes.
+// Encoding: one string per record at `<prefix>{<base64url sha256 of scopeKey>}` (the braces are
+// a Cluster hash tag; hashing keeps arbitrary scope keys, which may contain braces, out of it).
+// Its value is lines: a version line (`c:<token>` while claimed, `d:<token>` once completed),
+// the record's fields as JSON, and once completed the response's status and headers as JSON
+// followed by the body's raw bytes. The version line names one state of one record (tokens are
+// unique per claim), which makes fencing a prefix comparison:
+//   claim    `SET key value NX PXAT … GET`: one native command wins a free key or returns the
+//            record that holds it; taking over an expired record is a compare-and-set script.
+//   complete and release: a script that acts only while the value still starts `c:<token>\n`.
 import { createHash } from 'node:crypto';
 import { setImmediate as afterThisTurn } from 'node:timers';
 import type {
@@ -59,10 +65,8 @@ export interface RedisStoreOptions {
   prefix?: string;
 }
 
-/** RESP type bytes node-redis v5 maps: bulk strings (`$`) to Buffer so bodies stay bytes, and
- * RESP3 maps (`%`) to flat arrays so hash replies read the same under RESP2 and RESP3. */
+/** RESP type byte node-redis v5 maps: bulk strings (`$`) to Buffer, so bodies stay bytes. */
 const respBlobString = 0x24;
-const respMap = 0x25;
 
 type Send = (args: (string | Buffer)[]) => Promise<unknown>;
 
@@ -75,68 +79,37 @@ function script(source: string): Script {
   return { source, sha1: createHash('sha1').update(source).digest('hex') };
 }
 
-/** The fields of a record hash, in the order HMGET reads them back (see `toRecord`). */
-const recordFields = [
-  'state',
-  'scopeKey',
-  'recordId',
-  'fingerprint',
-  'token',
-  'leaseExpiresAtMs',
-  'expiresAtMs',
-  'status',
-  'headers',
-  'body',
-] as const;
-type RecordField = (typeof recordFields)[number];
-const recordFieldIndex = Object.fromEntries(recordFields.map((name, index) => [name, index])) as Record<
-  RecordField,
-  number
->;
-
-// KEYS[1] record; ARGV scopeKey, recordId, fingerprint, token, nowMs, leaseExpiresAtMs,
-// expiresAtMs, expireAtMs (the integer TTL deadline). Returns {1, recordId} when this call
-// claimed, else {0, HMGET of recordFields} of the record that refused it.
-const claimScript = script(`
-local key = KEYS[1]
-local nowMs = tonumber(ARGV[5])
-local recordId = ARGV[2]
-local current = redis.call('HMGET', key, 'state', 'recordId', 'fingerprint', 'leaseExpiresAtMs', 'expiresAtMs')
-if current[1] then
-  local retentionOver = tonumber(current[5]) <= nowMs
-  local leaseOver = current[1] == 'claimed' and tonumber(current[4]) <= nowMs and current[3] == ARGV[3]
-  if not retentionOver and not leaseOver then
-    return {0, redis.call('HMGET', key, ${recordFields.map((name) => `'${name}'`).join(', ')})}
-  end
-  -- A lease takeover continues the same logical execution, so it keeps the record id.
-  if not retentionOver then recordId = current[2] end
-  redis.call('DEL', key)
-end
-redis.call('HSET', key, 'scopeKey', ARGV[1], 'recordId', recordId, 'fingerprint', ARGV[3], 'token', ARGV[4],
-  'state', 'claimed', 'leaseExpiresAtMs', ARGV[6], 'expiresAtMs', ARGV[7])
-redis.call('PEXPIREAT', key, ARGV[8])
-return {1, recordId}
-`);
-
-// KEYS[1] record; ARGV token, status, headers (JSON), body (bytes), expiresAtMs, expireAtMs.
-// Fenced: only the claim holding this token may store its response.
-const completeScript = script(`
-local key = KEYS[1]
-local current = redis.call('HMGET', key, 'state', 'token')
-if current[1] ~= 'claimed' or current[2] ~= ARGV[1] then return 0 end
-redis.call('HSET', key, 'state', 'completed', 'status', ARGV[2], 'headers', ARGV[3], 'body', ARGV[4],
-  'expiresAtMs', ARGV[5])
-redis.call('HDEL', key, 'leaseExpiresAtMs')
-redis.call('PEXPIREAT', key, ARGV[6])
+// KEYS[1] record; ARGV version line it must still start with, new value, expire-at (ms).
+// Compare-and-set for a takeover: replaces the record only while it is the version judged.
+const replaceIfVersionScript = script(`
+local current = redis.call('GET', KEYS[1])
+if current == false or string.sub(current, 1, string.len(ARGV[1])) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
 return 1
 `);
 
-// KEYS[1] record; ARGV token. Fenced: a claim that lost its key cannot delete the new holder's.
-const releaseScript = script(`
-local current = redis.call('HMGET', KEYS[1], 'state', 'token')
-if current[1] == 'claimed' and current[2] == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+// KEYS[1] record; ARGV claim line (c:<token>), completed line (d:<token>), response JSON line
+// and body, expire-at (ms). Fenced: only the claim holding this token may store its response;
+// the record's own fields line is carried over as it is.
+const completeScript = script(`
+local current = redis.call('GET', KEYS[1])
+local fence = ARGV[1]
+if current == false or string.sub(current, 1, string.len(fence)) ~= fence then return 0 end
+local fieldsEnd = string.find(current, '\\n', string.len(fence) + 1, true)
+redis.call('SET', KEYS[1], ARGV[2] .. string.sub(current, string.len(fence) + 1, fieldsEnd) .. ARGV[3],
+  'PXAT', ARGV[4])
+return 1
 `);
+
+// KEYS[1] record; ARGV claim line. Fenced: a claim that lost its key cannot delete the new holder's.
+const releaseScript = script(`
+local current = redis.call('GET', KEYS[1])
+if current == false or string.sub(current, 1, string.len(ARGV[1])) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+`);
+
+/** A claim that keeps meeting concurrent changes to its record gives up after this many rounds. */
+const maxClaimAttempts = 5;
 
 export class RedisIdempotencyStore implements IdempotencyStore<never> {
   readonly prefix: string;
@@ -158,38 +131,56 @@ export class RedisIdempotencyStore implements IdempotencyStore<never> {
   }
 
   async claim(input: ClaimInput): Promise<ClaimResult> {
-    const reply = await this.#run(claimScript, input.scopeKey, [
-      input.scopeKey,
-      input.recordId,
-      input.fingerprint,
-      input.token,
-      String(input.nowMs),
-      String(input.leaseExpiresAtMs),
-      String(input.expiresAtMs),
-      expireAtArg(input.expiresAtMs),
-    ]);
-    if (!Array.isArray(reply) || reply.length !== 2)
-      throw new Error('claim script returned an unexpected reply');
-    const [won, payload] = reply as [unknown, unknown];
-    if (Number(won) === 1) return { claimed: true, recordId: text(payload) };
-    return { claimed: false, record: toRecord(payload) };
+    const key = this.keyFor(input.scopeKey);
+    const expireAt = expireAtArg(input.expiresAtMs);
+    for (let attempt = 0; attempt < maxClaimAttempts; attempt++) {
+      // One native command takes a free key, or returns the record that holds it.
+      const held = await this.#send([
+        'SET',
+        key,
+        encodeClaim(input, input.recordId),
+        'NX',
+        'PXAT',
+        expireAt,
+        'GET',
+      ]);
+      if (held === null || held === undefined) return { claimed: true, recordId: input.recordId };
+      const { record, version } = decodeRecord(held);
+      const retentionOver = record.expiresAtMs <= input.nowMs;
+      const leaseOver =
+        record.state === 'claimed' &&
+        record.leaseExpiresAtMs <= input.nowMs &&
+        record.fingerprint === input.fingerprint;
+      if (!retentionOver && !leaseOver) return { claimed: false, record };
+      // A lease takeover continues the same logical execution, so it keeps the record id.
+      const recordId = retentionOver ? input.recordId : record.recordId;
+      const swapped = await this.#run(replaceIfVersionScript, key, [
+        version,
+        encodeClaim(input, recordId),
+        expireAt,
+      ]);
+      if (Number(swapped) === 1) return { claimed: true, recordId };
+      // The record changed or vanished since we read it: judge again.
+    }
+    throw new Error('claim kept meeting concurrent changes to its record');
   }
 
   async complete(input: CompleteInput): Promise<boolean> {
-    const { body } = input.response;
-    const reply = await this.#run(completeScript, input.scopeKey, [
-      input.token,
-      String(input.response.status),
-      JSON.stringify(input.response.headers),
-      Buffer.from(body.buffer, body.byteOffset, body.byteLength),
-      String(input.expiresAtMs),
+    const { status, headers, body } = input.response;
+    const reply = await this.#run(completeScript, this.keyFor(input.scopeKey), [
+      claimLine(input.token),
+      `d:${input.token}\n`,
+      Buffer.concat([
+        Buffer.from(`${JSON.stringify({ status, headers, expiresAtMs: input.expiresAtMs })}\n`),
+        Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+      ]),
       expireAtArg(input.expiresAtMs),
     ]);
     return Number(reply) === 1;
   }
 
   async release(scopeKey: string, token: string): Promise<void> {
-    await this.#run(releaseScript, scopeKey, [token]);
+    await this.#run(releaseScript, this.keyFor(scopeKey), [claimLine(token)]);
   }
 
   /** Always 0: each record's TTL deletes it when its retention ends. */
@@ -199,14 +190,12 @@ export class RedisIdempotencyStore implements IdempotencyStore<never> {
 
   /** Reads a record as stored, ignoring logical expiry; for tests and diagnostics. */
   async get(scopeKey: string): Promise<IdempotencyRecord | undefined> {
-    const reply = await this.#send(['HMGET', this.keyFor(scopeKey), ...recordFields]);
-    if (!Array.isArray(reply) || reply[0] === null || reply[0] === undefined) return undefined;
-    return toRecord(reply);
+    const value = await this.#send(['GET', this.keyFor(scopeKey)]);
+    return value === null || value === undefined ? undefined : decodeRecord(value).record;
   }
 
   // EVALSHA first (the script is usually cached); EVAL on NOSCRIPT, which also caches it.
-  async #run(command: Script, scopeKey: string, args: (string | Buffer)[]): Promise<unknown> {
-    const key = this.keyFor(scopeKey);
+  async #run(command: Script, key: string, args: (string | Buffer)[]): Promise<unknown> {
     try {
       return await this.#send(['EVALSHA', command.sha1, '1', key, ...args]);
     } catch (error) {
@@ -225,7 +214,7 @@ function binarySender(client: RedisClientLike): Send {
   if ('callBuffer' in client && typeof client.callBuffer === 'function') return ioredisSender(client);
   if ('sendCommand' in client && typeof client.sendCommand === 'function') {
     const options: NodeRedisCommandOptions = {
-      typeMapping: { [respBlobString]: Buffer, [respMap]: Array },
+      typeMapping: { [respBlobString]: Buffer },
       returnBuffers: true,
     };
     return (args) => client.sendCommand(args, options);
@@ -283,55 +272,83 @@ function ioredisSender(client: IoRedisLike): Send {
     });
 }
 
-/** PEXPIREAT needs an integer; rounding up never deletes a record before its retention ends. */
+/** PXAT needs an integer; rounding up never deletes a record before its retention ends. */
 function expireAtArg(expiresAtMs: number): string {
   return String(Math.ceil(expiresAtMs));
 }
 
-function text(value: unknown): string {
-  if (typeof value === 'string') return value;
-  // Replies are Buffers: decode them in place rather than through a new view of their bytes.
-  if (Buffer.isBuffer(value)) return value.toString('utf8');
-  if (value instanceof Uint8Array)
-    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
-  throw new Error(`expected a string from Redis, got ${typeof value}`);
+/** The fields line of a record: what the claim knew; a completion adds its own line. */
+interface RecordFields {
+  scopeKey: string;
+  recordId: string;
+  fingerprint: string;
+  leaseExpiresAtMs: number;
+  expiresAtMs: number;
 }
 
-/** Parses an HMGET of `recordFields` (values in that order; null where a field is absent). */
-function toRecord(reply: unknown): IdempotencyRecord {
-  if (!Array.isArray(reply) || reply.length !== recordFields.length)
-    throw new Error('expected a record from Redis');
-  const raw = (name: RecordField): unknown => reply[recordFieldIndex[name]];
-  const field = (name: RecordField): string => {
-    const value = raw(name);
-    if (value === null || value === undefined) throw new Error(`Redis record lacks field ${name}`);
-    return text(value);
+interface ResponseFields {
+  status: number;
+  headers: Record<string, string>;
+  expiresAtMs: number;
+}
+
+function claimLine(token: string): string {
+  return `c:${token}\n`;
+}
+
+function encodeClaim(input: ClaimInput, recordId: string): Buffer {
+  const fields: RecordFields = {
+    scopeKey: input.scopeKey,
+    recordId,
+    fingerprint: input.fingerprint,
+    leaseExpiresAtMs: input.leaseExpiresAtMs,
+    expiresAtMs: input.expiresAtMs,
   };
-  const base = {
-    scopeKey: field('scopeKey'),
-    recordId: field('recordId'),
-    fingerprint: field('fingerprint'),
-    expiresAtMs: Number(field('expiresAtMs')),
-  };
-  if (field('state') === 'claimed') {
-    return {
-      ...base,
-      state: 'claimed',
-      token: field('token'),
-      leaseExpiresAtMs: Number(field('leaseExpiresAtMs')),
-    };
-  }
-  const body = raw('body');
+  return Buffer.from(`${claimLine(input.token)}${JSON.stringify(fields)}\n`);
+}
+
+/** Splits a stored value into its version line (with its newline) and the record it holds. */
+function decodeRecord(value: unknown): { version: string; record: IdempotencyRecord } {
   // Decoding bytes as text would corrupt binary bodies: refuse rather than replay wrong bytes.
-  if (!(body instanceof Uint8Array)) throw new Error('the Redis client returned the body as text, not bytes');
-  return {
-    ...base,
+  if (!Buffer.isBuffer(value)) throw new Error('the Redis client returned a record as text, not bytes');
+  const versionEnd = value.indexOf(newline);
+  const fieldsEnd = versionEnd < 0 ? -1 : value.indexOf(newline, versionEnd + 1);
+  if (fieldsEnd < 0) throw new Error('a Redis record is not in the format this store writes');
+  const version = value.toString('utf8', 0, versionEnd + 1);
+  const fields = JSON.parse(value.toString('utf8', versionEnd + 1, fieldsEnd)) as RecordFields;
+  const identity = { scopeKey: fields.scopeKey, recordId: fields.recordId, fingerprint: fields.fingerprint };
+  if (version.startsWith('c:')) {
+    const record: IdempotencyRecord = {
+      ...identity,
+      state: 'claimed',
+      token: version.slice(2, -1),
+      leaseExpiresAtMs: fields.leaseExpiresAtMs,
+      expiresAtMs: fields.expiresAtMs,
+    };
+    return { version, record };
+  }
+  const responseEnd = value.indexOf(newline, fieldsEnd + 1);
+  if (!version.startsWith('d:') || responseEnd < 0)
+    throw new Error('a Redis record is not in the format this store writes');
+  const response = JSON.parse(value.toString('utf8', fieldsEnd + 1, responseEnd)) as ResponseFields;
+  const record: IdempotencyRecord = {
+    ...identity,
     state: 'completed',
+    expiresAtMs: response.expiresAtMs,
     response: {
-      status: Number(field('status')),
-      headers: JSON.parse(field('headers')) as Record<string, string>,
-      // A plain copy, so callers never hold a view into the client's reply buffers.
-      body: new Uint8Array(body),
+      status: response.status,
+      headers: response.headers,
+      // A copy, so callers never hold a view into the client's reply buffers; Buffer.from draws
+      // on Node's pool, several times cheaper than allocating a fresh Uint8Array.
+      body: plainBytes(Buffer.from(value.subarray(responseEnd + 1))),
     },
   };
+  return { version, record };
+}
+
+const newline = 0x0a;
+
+/** The same bytes as a plain Uint8Array view (no copy): callers get the type the contract names. */
+function plainBytes(buffer: Buffer): Uint8Array {
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
 }

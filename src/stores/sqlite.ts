@@ -287,7 +287,10 @@ function toRecord(row: RecordRow): IdempotencyRecord {
     response: {
       status: row.status ?? 500,
       headers: JSON.parse(row.headers ?? '{}') as Record<string, string>,
-      body: new Uint8Array(row.body ?? Buffer.alloc(0)),
+      // better-sqlite3 hands out a fresh Buffer per read: a plain view of it, no copy needed.
+      body: row.body
+        ? new Uint8Array(row.body.buffer, row.body.byteOffset, row.body.byteLength)
+        : new Uint8Array(0),
     },
   };
 }

@@ -47,7 +47,7 @@ describeStoreContract(
 );
 
 describe('redis store (ioredis)', () => {
-  it('keeps each record in one hash under the prefix, with a single Cluster hash tag', async () => {
+  it('keeps each record in one string under the prefix, with a single Cluster hash tag', async () => {
     const store = freshStore();
     const engine = createIdempotencyEngine({ store });
     // A scope with braces of its own must not be able to move the hash tag.
@@ -63,7 +63,7 @@ describe('redis store (ioredis)', () => {
     const keys = await client.keys(`${store.prefix}*`);
     expect(keys).toEqual([store.keyFor(result.outcome === 'executed' ? result.execution.scopeKey : '')]);
     expect(keys[0]).toMatch(new RegExp(`^${escapeRegExp(store.prefix)}\\{[A-Za-z0-9_-]{43}\\}$`));
-    expect(await client.type(keys[0]!)).toBe('hash');
+    expect(await client.type(keys[0]!)).toBe('string');
   });
 
   it('refuses a prefix with braces, which would take over the hash tag', () => {
