@@ -19,15 +19,24 @@ export interface PgQueryResultLike {
   rowCount: number | null;
 }
 
+/** A named query: pg prepares it once per connection and reuses the plan. */
+export interface PgQueryConfigLike {
+  name: string;
+  text: string;
+  values: unknown[];
+}
+
 /** A checked-out connection; `pg.PoolClient` fits. Your handler's writes run on it. */
 export interface PgClientLike {
   query(text: string, values?: unknown[]): Promise<PgQueryResultLike>;
+  query(config: PgQueryConfigLike): Promise<PgQueryResultLike>;
   release(error?: Error | boolean): void;
 }
 
 /** A connection pool; `pg.Pool` fits. The store never imports `pg` itself. */
 export interface PgPoolLike<Client extends PgClientLike = PgClientLike> {
   query(text: string, values?: unknown[]): Promise<PgQueryResultLike>;
+  query(config: PgQueryConfigLike): Promise<PgQueryResultLike>;
   connect(): Promise<Client>;
 }
 
@@ -35,6 +44,12 @@ export interface PostgresStoreOptions<Client extends PgClientLike = PgClientLike
   pool: PgPoolLike<Client>;
   /** A plain or schema-qualified identifier (`retrysafe_idempotency`, `app.idempotency`). */
   tableName?: string;
+  /**
+   * Send the per-request statements as named (prepared) statements, so PostgreSQL plans them
+   * once per connection. Default true; turn off behind a pooler that cannot keep them (PgBouncer
+   * in transaction mode before 1.21).
+   */
+  preparedStatements?: boolean;
 }
 
 interface RecordRow {
@@ -89,12 +104,25 @@ export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike
   readonly pool: PgPoolLike<Client>;
   readonly tableName: string;
   readonly #sql: ReturnType<typeof statements>;
+  readonly #prepared: boolean;
 
   constructor(options: PostgresStoreOptions<Client>) {
     this.pool = options.pool;
     this.tableName = options.tableName ?? defaultPostgresTableName;
     checkTableName(this.tableName);
     this.#sql = statements(this.tableName);
+    this.#prepared = options.preparedStatements ?? true;
+  }
+
+  /** Runs one of the store's statements, named when prepared statements are on. */
+  #query(
+    on: PgPoolLike<Client> | Client,
+    statement: keyof ReturnType<typeof statements>,
+    values: unknown[],
+  ): Promise<PgQueryResultLike> {
+    const text = this.#sql[statement];
+    if (!this.#prepared) return on.query(text, values);
+    return on.query({ name: `retrysafe:${this.tableName}:${statement}`, text, values });
   }
 
   /**
@@ -111,7 +139,29 @@ export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike
 
   async claim(input: ClaimInput): Promise<ClaimResult> {
     for (let attempt = 0; attempt < maxClaimAttempts; attempt++) {
-      const won = await this.pool.query(this.#sql.claim, [
+      // One round trip: insert if absent, else read the record that holds the key. A refused
+      // insert takes no row lock and writes no WAL, so a replay is a plain read.
+      const found = await this.#query(this.pool, 'insertOrRead', [
+        input.scopeKey,
+        input.recordId,
+        input.fingerprint,
+        input.token,
+        input.leaseExpiresAtMs,
+        input.expiresAtMs,
+      ]);
+      const row = found.rows[0] as (RecordRow & { won: boolean }) | undefined;
+      if (row?.won) return { claimed: true, recordId: row.record_id };
+      // No row: the holder committed after this statement's snapshot, or vanished. Look again.
+      if (row === undefined) continue;
+      const record = toRecord(row);
+      const retentionOver = record.expiresAtMs <= input.nowMs;
+      const leaseOver =
+        record.state === 'claimed' &&
+        record.leaseExpiresAtMs <= input.nowMs &&
+        record.fingerprint === input.fingerprint;
+      if (!retentionOver && !leaseOver) return { claimed: false, record };
+      // The UPDATE re-checks the same conditions under the row lock, so two takeovers never both win.
+      const taken = await this.#query(this.pool, 'takeOver', [
         input.scopeKey,
         input.recordId,
         input.fingerprint,
@@ -120,21 +170,17 @@ export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike
         input.expiresAtMs,
         input.nowMs,
       ]);
-      const wonRow = won.rows[0] as { record_id: string; token: string } | undefined;
-      if (wonRow !== undefined) return { claimed: true, recordId: wonRow.record_id };
-      const found = await this.pool.query(this.#sql.get, [input.scopeKey]);
-      const row = found.rows[0] as RecordRow | undefined;
-      // Refused by a live record that was released or reaped before we read it: claim anew.
-      if (row !== undefined) return { claimed: false, record: toRecord(row) };
+      const takenRow = taken.rows[0] as { record_id: string } | undefined;
+      if (takenRow !== undefined) return { claimed: true, recordId: takenRow.record_id };
     }
     throw new Error(
-      `claim for ${input.scopeKey} kept racing with deletions; giving up after ${maxClaimAttempts} tries`,
+      `claim for ${input.scopeKey} kept racing with concurrent changes; giving up after ${maxClaimAttempts} tries`,
     );
   }
 
   async complete(input: CompleteInput, tx?: Client): Promise<boolean> {
     const { body } = input.response;
-    const result = await (tx ?? this.pool).query(this.#sql.complete, [
+    const result = await this.#query(tx ?? this.pool, 'complete', [
       input.scopeKey,
       input.token,
       input.response.status,
@@ -146,11 +192,11 @@ export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike
   }
 
   async release(scopeKey: string, token: string): Promise<void> {
-    await this.pool.query(this.#sql.release, [scopeKey, token]);
+    await this.#query(this.pool, 'release', [scopeKey, token]);
   }
 
   async reap(nowMs: number, limit: number): Promise<number> {
-    const result = await this.pool.query(this.#sql.reap, [nowMs, limit]);
+    const result = await this.#query(this.pool, 'reap', [nowMs, limit]);
     return result.rowCount ?? 0;
   }
 
@@ -186,7 +232,7 @@ export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike
 
   /** Reads a record as stored; for tests and diagnostics. */
   async get(scopeKey: string): Promise<IdempotencyRecord | undefined> {
-    const found = await this.pool.query(this.#sql.get, [scopeKey]);
+    const found = await this.#query(this.pool, 'get', [scopeKey]);
     const row = found.rows[0] as RecordRow | undefined;
     return row === undefined ? undefined : toRecord(row);
   }
@@ -200,23 +246,33 @@ export function createPostgresStore<Client extends PgClientLike = PgClientLike>(
 
 function statements(table: string) {
   return {
-    // One statement decides the claim: insert, or take over an expired record (new id) or a
-    // lapsed lease with the same fingerprint (same id). RETURNING yields a row only when this
-    // call won; a concurrent insert of the same key makes us wait for it, then re-check WHERE.
-    claim: `
-      INSERT INTO ${table} AS r (scope_key, record_id, fingerprint, token, state, lease_expires_at_ms, expires_at_ms)
-      VALUES ($1, $2, $3, $4, 'claimed', $5, $6)
-      ON CONFLICT (scope_key) DO UPDATE SET
-        record_id = CASE WHEN r.expires_at_ms <= $7 THEN excluded.record_id ELSE r.record_id END,
-        fingerprint = excluded.fingerprint,
-        token = excluded.token,
+    // Insert if absent, else return the record holding the key (`won` says which). DO NOTHING
+    // waits for a concurrent inserter of the same key; if that row committed after this
+    // statement's snapshot the read finds nothing, and the caller simply asks again.
+    insertOrRead: `
+      WITH won AS (
+        INSERT INTO ${table} (scope_key, record_id, fingerprint, token, state, lease_expires_at_ms, expires_at_ms)
+        VALUES ($1, $2, $3, $4, 'claimed', $5, $6)
+        ON CONFLICT (scope_key) DO NOTHING
+        RETURNING *)
+      SELECT true AS won, * FROM won
+      UNION ALL
+      SELECT false AS won, r.* FROM ${table} r WHERE r.scope_key = $1 AND NOT EXISTS (SELECT 1 FROM won)`,
+    // Take over an expired record (new id) or a lapsed lease with the same fingerprint (same id).
+    // The conditions are re-checked on the locked row, so only one caller can win.
+    takeOver: `
+      UPDATE ${table} AS r SET
+        record_id = CASE WHEN r.expires_at_ms <= $7 THEN $2 ELSE r.record_id END,
+        fingerprint = $3,
+        token = $4,
         state = 'claimed',
-        lease_expires_at_ms = excluded.lease_expires_at_ms,
-        expires_at_ms = excluded.expires_at_ms,
+        lease_expires_at_ms = $5,
+        expires_at_ms = $6,
         status = NULL, headers = NULL, body = NULL
-      WHERE r.expires_at_ms <= $7
-         OR (r.state = 'claimed' AND r.lease_expires_at_ms <= $7 AND r.fingerprint = excluded.fingerprint)
-      RETURNING r.record_id, r.token`,
+      WHERE r.scope_key = $1
+        AND (r.expires_at_ms <= $7
+          OR (r.state = 'claimed' AND r.lease_expires_at_ms <= $7 AND r.fingerprint = $3))
+      RETURNING r.record_id`,
     get: `SELECT * FROM ${table} WHERE scope_key = $1`,
     complete: `
       UPDATE ${table} SET state = 'completed', status = $3, headers = $4, body = $5, expires_at_ms = $6
@@ -250,8 +306,10 @@ function toRecord(row: RecordRow): IdempotencyRecord {
     response: {
       status: row.status ?? 500,
       headers: headers ?? {},
-      // A plain copy: callers get a Uint8Array that does not alias pg's Buffer pool.
-      body: new Uint8Array(row.body ?? new Uint8Array(0)),
+      // pg decodes each bytea into a Buffer of its own: a plain view of it, no copy needed.
+      body: row.body
+        ? new Uint8Array(row.body.buffer, row.body.byteOffset, row.body.byteLength)
+        : new Uint8Array(0),
     },
   };
 }
