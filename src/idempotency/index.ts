@@ -7,3 +7,4 @@ export * from './fingerprint.js';
 export * from './key.js';
 export * from './response.js';
 export type * from './store.js';
+export { takeoverRecordId } from './store.js';

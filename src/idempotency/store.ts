@@ -1,5 +1,5 @@
-// The contract every idempotency store implements: a few atomic primitives, no policy.
-// Scoping, fingerprints, leases and expiry are decided by the engine (engine.ts).
+// The contract every idempotency store implements: a few atomic primitives, plus the one
+// takeover rule they all apply. Scoping, fingerprints and lease lengths live in engine.ts.
 
 /** A response exactly as it will be replayed. Header names are lower-case. */
 export interface StoredResponse {
@@ -69,4 +69,20 @@ export interface IdempotencyStore<Tx = never> {
    */
   transaction?<T>(work: (tx: Tx) => Promise<T>): Promise<T>;
   close?(): Promise<void>;
+}
+
+/**
+ * The one takeover rule every store applies (SQL stores in their claim statement, the others
+ * through this): a record whose retention ended is gone, and becomes a new record with the
+ * claim's fresh id; a claim whose lease lapsed may be taken over by the same request (same
+ * fingerprint), which keeps the record's id so downstream keys stay stable. Otherwise the
+ * record holds its key and the engine decides what the refusal means.
+ */
+export function takeoverRecordId(record: IdempotencyRecord, claim: ClaimInput): string | undefined {
+  if (record.expiresAtMs <= claim.nowMs) return claim.recordId;
+  const leaseOver =
+    record.state === 'claimed' &&
+    record.leaseExpiresAtMs <= claim.nowMs &&
+    record.fingerprint === claim.fingerprint;
+  return leaseOver ? record.recordId : undefined;
 }

@@ -8,20 +8,15 @@ import type {
   IdempotencyStore,
   StoredResponse,
 } from '../idempotency/store.js';
+import { takeoverRecordId } from '../idempotency/store.js';
 
 export class MemoryIdempotencyStore implements IdempotencyStore<undefined> {
   readonly records = new Map<string, IdempotencyRecord>();
 
   async claim(input: ClaimInput): Promise<ClaimResult> {
     const existing = this.records.get(input.scopeKey);
-    const retentionOver = existing !== undefined && existing.expiresAtMs <= input.nowMs;
-    const leaseOver =
-      existing?.state === 'claimed' &&
-      existing.leaseExpiresAtMs <= input.nowMs &&
-      existing.fingerprint === input.fingerprint;
-    if (existing !== undefined && !retentionOver && !leaseOver)
-      return { claimed: false, record: copyRecord(existing) };
-    const recordId = leaseOver && !retentionOver ? existing.recordId : input.recordId;
+    const recordId = existing === undefined ? input.recordId : takeoverRecordId(existing, input);
+    if (recordId === undefined) return { claimed: false, record: copyRecord(existing!) };
     this.records.set(input.scopeKey, {
       state: 'claimed',
       scopeKey: input.scopeKey,

@@ -7,6 +7,7 @@ import type {
   IdempotencyRecord,
   IdempotencyStore,
 } from '../idempotency/store.js';
+import { takeoverRecordId } from '../idempotency/store.js';
 
 export const defaultPostgresTableName = 'retrysafe_idempotency';
 
@@ -154,12 +155,7 @@ export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike
       // No row: the holder committed after this statement's snapshot, or vanished. Look again.
       if (row === undefined) continue;
       const record = toRecord(row);
-      const retentionOver = record.expiresAtMs <= input.nowMs;
-      const leaseOver =
-        record.state === 'claimed' &&
-        record.leaseExpiresAtMs <= input.nowMs &&
-        record.fingerprint === input.fingerprint;
-      if (!retentionOver && !leaseOver) return { claimed: false, record };
+      if (takeoverRecordId(record, input) === undefined) return { claimed: false, record };
       // The UPDATE re-checks the same conditions under the row lock, so two takeovers never both win.
       const taken = await this.#query(this.pool, 'takeOver', [
         input.scopeKey,

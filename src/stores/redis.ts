@@ -28,6 +28,7 @@ import type {
   IdempotencyRecord,
   IdempotencyStore,
 } from '../idempotency/store.js';
+import { takeoverRecordId } from '../idempotency/store.js';
 
 export const defaultRedisKeyPrefix = 'retrysafe:';
 
@@ -146,14 +147,8 @@ export class RedisIdempotencyStore implements IdempotencyStore<never> {
       ]);
       if (held === null || held === undefined) return { claimed: true, recordId: input.recordId };
       const { record, version } = decodeRecord(held);
-      const retentionOver = record.expiresAtMs <= input.nowMs;
-      const leaseOver =
-        record.state === 'claimed' &&
-        record.leaseExpiresAtMs <= input.nowMs &&
-        record.fingerprint === input.fingerprint;
-      if (!retentionOver && !leaseOver) return { claimed: false, record };
-      // A lease takeover continues the same logical execution, so it keeps the record id.
-      const recordId = retentionOver ? input.recordId : record.recordId;
+      const recordId = takeoverRecordId(record, input);
+      if (recordId === undefined) return { claimed: false, record };
       const swapped = await this.#run(replaceIfVersionScript, key, [
         version,
         encodeClaim(input, recordId),

@@ -5,7 +5,7 @@ import type { Pool, PoolClient } from 'pg';
 import { PostgresIdempotencyStore } from '../../stores/postgres.js';
 import type { StoredOrder } from '../domain/orders.js';
 import type { StoredUser } from '../domain/users.js';
-import type { ApiKeyRecord, Page, ServiceData } from './types.js';
+import { type ApiKeyRecord, type ServiceData, toPage } from './types.js';
 
 const schema = `
   CREATE TABLE IF NOT EXISTS users (
@@ -100,7 +100,7 @@ export async function openPostgresServiceData(url: string): Promise<ServiceData<
           'SELECT * FROM users WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3',
           [tenant, afterSeq, limit + 1],
         );
-        return page(rows, limit, toUser);
+        return toPage(rows, limit, toUser, (row) => Number(row.seq));
       },
       async insert(tx, user) {
         const inserted = await tx.query(
@@ -156,7 +156,7 @@ export async function openPostgresServiceData(url: string): Promise<ServiceData<
           'SELECT * FROM orders WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3',
           [tenant, afterSeq, limit + 1],
         );
-        return page(rows, limit, toOrder);
+        return toPage(rows, limit, toOrder, (row) => Number(row.seq));
       },
       async insert(tx, order) {
         await tx.query(
@@ -286,10 +286,4 @@ function toOrder(row: OrderRow): StoredOrder & { seq: number } {
     createdAt: row.created_at,
     etag: row.etag,
   };
-}
-
-function page<Row extends { seq: string }, T>(rows: Row[], limit: number, map: (row: Row) => T): Page<T> {
-  const items = rows.slice(0, limit);
-  const last = items[items.length - 1];
-  return { items: items.map(map), nextAfterSeq: rows.length > limit && last ? Number(last.seq) : undefined };
 }

@@ -11,7 +11,7 @@ import {
 } from '../../stores/sqlite.js';
 import type { StoredOrder } from '../domain/orders.js';
 import type { StoredUser } from '../domain/users.js';
-import type { ApiKeyRecord, Page, ServiceData } from './types.js';
+import { type ApiKeyRecord, type ServiceData, toPage } from './types.js';
 
 const schema = `
   CREATE TABLE IF NOT EXISTS users (
@@ -93,7 +93,12 @@ export function openSqliteServiceData(path: string): ServiceData<SqliteDatabase>
         return row && toUser(row);
       },
       async list(tenant, afterSeq, limit) {
-        return page(sql.usersAfter.all(tenant, afterSeq, limit + 1) as UserRow[], limit, toUser);
+        return toPage(
+          sql.usersAfter.all(tenant, afterSeq, limit + 1) as UserRow[],
+          limit,
+          toUser,
+          (row) => row.seq,
+        );
       },
       async insert(_tx, user) {
         const clash = sql.userByUsername.get(user.tenant, user.username) as { id: string } | undefined;
@@ -119,7 +124,12 @@ export function openSqliteServiceData(path: string): ServiceData<SqliteDatabase>
         return row && toOrder(row);
       },
       async list(tenant, afterSeq, limit) {
-        return page(sql.ordersAfter.all(tenant, afterSeq, limit + 1) as OrderRow[], limit, toOrder);
+        return toPage(
+          sql.ordersAfter.all(tenant, afterSeq, limit + 1) as OrderRow[],
+          limit,
+          toOrder,
+          (row) => row.seq,
+        );
       },
       async insert(_tx, order) {
         sql.insertOrder.run({
@@ -239,13 +249,5 @@ function toOrder(row: OrderRow): StoredOrder & { seq: number } {
     totalCents: row.total_cents,
     createdAt: row.created_at,
     etag: row.etag,
-  };
-}
-
-function page<Row extends { seq: number }, T>(rows: Row[], limit: number, map: (row: Row) => T): Page<T> {
-  const items = rows.slice(0, limit);
-  return {
-    items: items.map(map),
-    nextAfterSeq: rows.length > limit ? items[items.length - 1]?.seq : undefined,
   };
 }

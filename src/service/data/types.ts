@@ -19,6 +19,21 @@ export interface Page<T> {
   nextAfterSeq: number | undefined;
 }
 
+/** One page from `limit + 1` rows ordered by sequence: the extra row only says there is more. */
+export function toPage<Row, T>(
+  rows: Row[],
+  limit: number,
+  map: (row: Row) => T,
+  seqOf: (row: Row) => number,
+): Page<T> {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return {
+    items: items.map(map),
+    nextAfterSeq: rows.length > limit && last !== undefined ? seqOf(last) : undefined,
+  };
+}
+
 export type InsertUserResult =
   | { ok: true }
   | { ok: false; reason: 'id-taken' }
