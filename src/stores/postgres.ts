@@ -139,17 +139,18 @@ export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike
   }
 
   async claim(input: ClaimInput): Promise<ClaimResult> {
+    const values = [
+      input.scopeKey,
+      input.recordId,
+      input.fingerprint,
+      input.token,
+      input.leaseExpiresAtMs,
+      input.expiresAtMs,
+    ];
     for (let attempt = 0; attempt < maxClaimAttempts; attempt++) {
       // One round trip: insert if absent, else read the record that holds the key. A refused
       // insert takes no row lock and writes no WAL, so a replay is a plain read.
-      const found = await this.#query(this.pool, 'insertOrRead', [
-        input.scopeKey,
-        input.recordId,
-        input.fingerprint,
-        input.token,
-        input.leaseExpiresAtMs,
-        input.expiresAtMs,
-      ]);
+      const found = await this.#query(this.pool, 'insertOrRead', values);
       const row = found.rows[0] as (RecordRow & { won: boolean }) | undefined;
       if (row?.won) return { claimed: true, recordId: row.record_id };
       // No row: the holder committed after this statement's snapshot, or vanished. Look again.
@@ -157,15 +158,7 @@ export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike
       const record = toRecord(row);
       if (takeoverRecordId(record, input) === undefined) return { claimed: false, record };
       // The UPDATE re-checks the same conditions under the row lock, so two takeovers never both win.
-      const taken = await this.#query(this.pool, 'takeOver', [
-        input.scopeKey,
-        input.recordId,
-        input.fingerprint,
-        input.token,
-        input.leaseExpiresAtMs,
-        input.expiresAtMs,
-        input.nowMs,
-      ]);
+      const taken = await this.#query(this.pool, 'takeOver', [...values, input.nowMs]);
       const takenRow = taken.rows[0] as { record_id: string } | undefined;
       if (takenRow !== undefined) return { claimed: true, recordId: takenRow.record_id };
     }

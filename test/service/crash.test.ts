@@ -25,6 +25,12 @@ async function start(dbPath: string): Promise<StartedService> {
   return s;
 }
 
+/** POST /orders with `key` to a given service process, with optional test-hook headers. */
+function poster(key: string) {
+  return (s: StartedService, extra: Record<string, string> = {}) =>
+    api(s.url)('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': key, ...extra } });
+}
+
 async function waitFor(predicate: () => boolean | Promise<boolean>, what: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
     if (await predicate()) return;
@@ -39,8 +45,7 @@ describe('a server killed with SIGKILL', () => {
     const dbPath = join(dir, 'crash.db');
     const key = randomUUID();
     const first = await start(dbPath);
-    const post = (s: StartedService, extra: Record<string, string> = {}) =>
-      api(s.url)('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': key, ...extra } });
+    const post = poster(key);
 
     const doomed = post(first, { 'x-test-delay-ms': '60000' }).catch((error: unknown) => error);
     await waitFor(async () => (await post(first)).status === 409, 'the first request to hold its claim');
@@ -71,8 +76,7 @@ describe('a server killed with SIGKILL', () => {
     const dbPath = join(dir, 'crash.db');
     const key = randomUUID();
     const first = await start(dbPath);
-    const post = (s: StartedService, extra: Record<string, string> = {}) =>
-      api(s.url)('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': key, ...extra } });
+    const post = poster(key);
 
     const doomed = post(first, { 'x-test-delay-after-commit-ms': '60000' }).catch((error: unknown) => error);
     await waitFor(
