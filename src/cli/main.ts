@@ -1,5 +1,7 @@
 // The `retrysafe` command: `serve` runs the reference service; `keys create` issues an API key.
 import { parseArgs } from 'node:util';
+import { type ChaosOptions, chaosFlags, chaosUsage, parseChaosOptions } from '../chaos/options.js';
+import { runChaos } from '../chaos/run.js';
 import { generateApiKey, hashApiKey } from '../service/auth.js';
 import { ConfigError, resolveServiceConfig } from '../service/config.js';
 import type { Role } from '../service/data/types.js';
@@ -11,10 +13,12 @@ const usage = `Usage:
       IDEMPOTENCY_LEASE_MS, IDEMPOTENCY_RETENTION_MS, LOG_LEVEL).
   retrysafe keys create --tenant T [--role writer|reader] [--label L] [--db …]
       Creates an API key, prints it once and stores only its hash. The first real key
-      disables the demo keys.`;
+      disables the demo keys.
+${chaosUsage}`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'chaos') return chaos(rest);
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
@@ -52,4 +56,21 @@ export async function main(argv: string[]): Promise<number> {
   }
   process.stdout.write(`${usage}\n`);
   return command === undefined || command === 'help' || command === '--help' ? 0 : 2;
+}
+
+/** Exit status 0 when the run found no duplicate and no loss, 1 when it did, 2 for bad options. */
+async function chaos(args: string[]): Promise<number> {
+  let options: ChaosOptions;
+  try {
+    const { values } = parseArgs({ args, options: chaosFlags });
+    options = parseChaosOptions(values, process.env, process.stderr.isTTY === true);
+  } catch (error) {
+    process.stderr.write(`retrysafe chaos: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 2;
+  }
+  const report = await runChaos(options, {
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+  });
+  return report.passed ? 0 : 1;
 }

@@ -1,7 +1,9 @@
-// Test-only delay switches, on only when RETRYSAFE_TEST_HOOKS=1: they hold a request inside
+// Test-only fault switches, on only when RETRYSAFE_TEST_HOOKS=1: they hold a request inside
 // its handler (before its writes) or between commit and response, so crash tests can kill
-// a server at exactly those points.
+// a server at exactly those points; and they make a share of writes fail with a 5xx, before
+// or after the handler's writes, for `retrysafe chaos`.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ServiceUnavailableError } from '../http/problem.js';
 
 const maxDelayMs = 120_000;
 
@@ -14,13 +16,54 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+export interface TestHookOptions {
+  /** Fraction of writes answered with a 5xx: half as 503 before the writes, half as 500 after them. */
+  failRate?: number;
+  random?: () => number;
+}
+
+/**
+ * RETRYSAFE_TEST_FAIL_RATE (0–1). Read here rather than in config.ts: like the switches above
+ * it exists only for tests and `retrysafe chaos`, and only with RETRYSAFE_TEST_HOOKS=1.
+ */
+export function failRateFrom(env: NodeJS.ProcessEnv): number {
+  const rate = Number(env.RETRYSAFE_TEST_FAIL_RATE ?? 0);
+  if (!Number.isFinite(rate) || rate < 0 || rate > 1) {
+    throw new Error(`RETRYSAFE_TEST_FAIL_RATE=${env.RETRYSAFE_TEST_FAIL_RATE} is not a number from 0 to 1`);
+  }
+  return rate;
+}
+
 export interface TestHooks {
   /** Inside the handler, before its writes. */
   beforeWrites(request: FastifyRequest): Promise<void>;
+  /** Inside the write transaction, after the writes: a throw here must roll them back. */
+  afterWrites(request: FastifyRequest): void;
 }
 
-export function registerTestHooks(app: FastifyInstance, enabled: boolean): TestHooks {
-  if (!enabled) return { beforeWrites: async () => {} };
+/** Thrown by the fault switch after the writes; the service answers it as a plain 500. */
+export class InjectedFaultError extends Error {
+  override name = 'InjectedFaultError';
+}
+
+const noHooks: TestHooks = { beforeWrites: async () => {}, afterWrites: () => {} };
+
+export function registerTestHooks(
+  app: FastifyInstance,
+  enabled: boolean,
+  options: TestHookOptions = {},
+): TestHooks {
+  if (!enabled) return noHooks;
+  const failRate = options.failRate ?? failRateFrom(process.env);
+  const random = options.random ?? Math.random;
+  // One roll per request decides whether and where it fails.
+  const failures = new WeakMap<FastifyRequest, 'before' | 'after'>();
+  if (failRate > 0) {
+    app.addHook('onRequest', async (request) => {
+      const roll = random();
+      if (roll < failRate) failures.set(request, roll < failRate / 2 ? 'before' : 'after');
+    });
+  }
   app.addHook('onSend', async (request, _reply, payload) => {
     const ms = delayFrom(request, 'x-test-delay-after-commit-ms');
     if (ms > 0) {
@@ -35,6 +78,14 @@ export function registerTestHooks(app: FastifyInstance, enabled: boolean): TestH
       if (ms > 0) {
         request.log.info({ delayMs: ms }, 'test hook: holding the request inside its handler');
         await sleep(ms);
+      }
+      if (failures.get(request) === 'before') {
+        throw new ServiceUnavailableError('Injected fault: this instance is failing writes.', 1);
+      }
+    },
+    afterWrites(request) {
+      if (failures.get(request) === 'after') {
+        throw new InjectedFaultError('injected fault after the writes; the transaction must roll back');
       }
     },
   };

@@ -43,6 +43,7 @@ export function orderRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hoo
       const order = buildOrder(tenant, request.body);
       return reply.idempotent<Tx>(async (tx) => {
         await data.orders.insert(tx, order);
+        hooks.afterWrites(request);
         return {
           status: 201,
           headers: { location: orderPath(order.id), etag: order.etag, 'content-type': json },

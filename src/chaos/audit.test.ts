@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { auditOrders } from './audit.js';
+import { passed } from './report.js';
+import type { CallerOutcome, LogicalOrder } from './workers.js';
+
+function caller(index: number, outcome: CallerOutcome, replayed = false): LogicalOrder {
+  return { index, sku: `chaos-r-${index}`, idempotencyKey: `r-${index}`, outcome, attempts: 1, replayed };
+}
+
+describe('auditOrders', () => {
+  it('passes a run where every caller saw the one order that exists', () => {
+    const figures = auditOrders(
+      [caller(0, { kind: 'created', orderId: 'o0' }), caller(1, { kind: 'created', orderId: 'o1' }, true)],
+      [
+        { id: 'o0', sku: 'chaos-r-0' },
+        { id: 'o1', sku: 'chaos-r-1' },
+      ],
+    );
+    expect(figures).toMatchObject({ attempted: 2, created: 2, duplicated: 0, lost: 0, replayedAnswers: 1 });
+    expect(passed(figures)).toBe(true);
+  });
+
+  it('counts a logical order stored twice as duplicated, with its extra rows', () => {
+    const figures = auditOrders(
+      [caller(0, { kind: 'created', orderId: 'o0' })],
+      [
+        { id: 'o0', sku: 'chaos-r-0' },
+        { id: 'o0-again', sku: 'chaos-r-0' },
+        { id: 'o0-third', sku: 'chaos-r-0' },
+      ],
+    );
+    expect(figures).toMatchObject({ created: 1, duplicated: 1, extraRows: 2, lost: 0 });
+    expect(passed(figures)).toBe(false);
+  });
+
+  it('counts a 201 whose order is missing, or is another row, as lost', () => {
+    const figures = auditOrders(
+      [caller(0, { kind: 'created', orderId: 'o0' }), caller(1, { kind: 'created', orderId: 'o1' })],
+      [{ id: 'not-o1', sku: 'chaos-r-1' }],
+    );
+    expect(figures).toMatchObject({ created: 1, lost: 2, duplicated: 0 });
+    expect(passed(figures)).toBe(false);
+  });
+
+  it('reports unknown outcomes and whether their orders exist, without failing the run', () => {
+    const figures = auditOrders(
+      [
+        caller(0, { kind: 'unknown', sent: 'maybe', errorKind: 'timeout' }),
+        caller(1, { kind: 'unknown', sent: 'no', errorKind: 'network' }),
+        caller(2, { kind: 'refused', status: 422, errorKind: 'validation' }),
+      ],
+      [{ id: 'o0', sku: 'chaos-r-0' }],
+    );
+    expect(figures).toMatchObject({
+      created: 1,
+      unknownOutcome: 2,
+      unknownButCreated: 1,
+      refused: 1,
+      lost: 0,
+    });
+    expect(passed(figures)).toBe(true);
+  });
+
+  it('fails on an order of the run that no caller asked for', () => {
+    const figures = auditOrders(
+      [caller(0, { kind: 'created', orderId: 'o0' })],
+      [
+        { id: 'o0', sku: 'chaos-r-0' },
+        { id: 'x', sku: 'chaos-r-99' },
+      ],
+    );
+    expect(figures.unexpected).toBe(1);
+    expect(passed(figures)).toBe(false);
+  });
+});

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { ChaosOptionError, defaultOrders, parseChaosOptions } from './options.js';
+
+describe('parseChaosOptions', () => {
+  it('fills every option with its default', () => {
+    const options = parseChaosOptions({}, {}, false);
+    expect(options).toMatchObject({ store: 'sqlite', orders: defaultOrders, progress: 'lines', keep: false });
+    expect(options.resetRate + options.delayRate).toBeLessThanOrEqual(1);
+  });
+
+  it('reads flags over the environment', () => {
+    const options = parseChaosOptions(
+      {
+        store: 'postgres',
+        'database-url': 'postgres://flag',
+        orders: '20',
+        'reset-rate': '0.5',
+        quiet: true,
+      },
+      { DATABASE_URL: 'postgres://env' },
+      true,
+    );
+    expect(options).toMatchObject({
+      store: 'postgres',
+      postgresUrl: 'postgres://flag',
+      orders: 20,
+      resetRate: 0.5,
+    });
+    expect(options.progress).toBe('off');
+    expect(parseChaosOptions({}, { DATABASE_URL: 'postgres://env' }, true).postgresUrl).toBe(
+      'postgres://env',
+    );
+  });
+
+  it.each([
+    [{ store: 'mysql' }, /--store mysql/],
+    [{ orders: '0' }, /--orders 0/],
+    [{ workers: '1.5' }, /--workers 1.5/],
+    [{ 'error-rate': '2' }, /--error-rate 2/],
+    [{ 'reset-rate': '0.7', 'delay-rate': '0.6' }, /together/],
+  ])('refuses %o', (flags, message) => {
+    expect(() => parseChaosOptions(flags, {}, false)).toThrow(ChaosOptionError);
+    expect(() => parseChaosOptions(flags, {}, false)).toThrow(message);
+  });
+});
