@@ -48,7 +48,7 @@ async function start(variant, env) {
     closers.push(() => data.close());
     handler = async (request, reply) => {
       const { order, response } = orderResponse(request.body);
-      await data.transaction((tx) => data.orders.insert(tx, order));
+      await data.transaction((tx) => data.orders.insertOnce(tx, order));
       return send(reply, response);
     };
   } else if (variant === 'b' || variant === 'c' || variant === 'd') {
@@ -76,7 +76,7 @@ async function start(variant, env) {
     handler = async (request, reply) => {
       const { order, response } = orderResponse(request.body);
       return reply.idempotent(async (tx) => {
-        await data.orders.insert(tx, order);
+        await data.orders.insertOnce(tx, order);
         return response;
       });
     };
@@ -89,7 +89,7 @@ async function start(variant, env) {
     wireNodeIdempotency(app, storage, env.REDIS_PREFIX);
     handler = async (request, reply) => {
       const { order, response } = orderResponse(request.body);
-      await data.transaction((tx) => data.orders.insert(tx, order));
+      await data.transaction((tx) => data.orders.insertOnce(tx, order));
       return send(reply, response);
     };
   } else {

@@ -45,10 +45,15 @@ export class Fleet {
     return live;
   }
 
-  /** SIGKILLs one live process chosen at random, then starts a new one in its slot. */
+  /**
+   * SIGKILLs one live process chosen at random, then starts a new one in its slot. The last
+   * live process is spared (with one process, it waits for its restart): otherwise kills
+   * outpace restarts and the run measures an empty proxy instead of the service.
+   */
   async killOneAndRestart(random: () => number, restartDelayMs: number): Promise<void> {
     const slots = this.#members.flatMap((member, slot) => (member?.backend ? [slot] : []));
-    if (slots.length === 0) return;
+    const starting = this.#members.length - slots.length;
+    if (slots.length === 0 || (slots.length === 1 && starting > 0)) return;
     const slot = slots[Math.floor(random() * slots.length)]!;
     const member = this.#members[slot]!;
     member.backend = undefined; // the proxy stops sending new connections at once

@@ -158,10 +158,11 @@ export async function openPostgresServiceData(url: string): Promise<ServiceData<
         );
         return toPage(rows, limit, toOrder, (row) => Number(row.seq));
       },
-      async insert(tx, order) {
-        await tx.query(
+      async insertOnce(tx, order) {
+        const inserted = await tx.query(
           `INSERT INTO orders (tenant, id, currency, items, note, total_cents, created_at, etag)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (tenant, id) DO NOTHING`,
           [
             order.tenant,
             order.id,
@@ -173,6 +174,12 @@ export async function openPostgresServiceData(url: string): Promise<ServiceData<
             order.etag,
           ],
         );
+        if (inserted.rowCount === 1) return order;
+        const { rows } = await tx.query<OrderRow>('SELECT * FROM orders WHERE tenant = $1 AND id = $2', [
+          order.tenant,
+          order.id,
+        ]);
+        return toOrder(rows[0]!);
       },
       async count(tenant) {
         const { rows } = await pool.query<{ n: string }>(

@@ -131,8 +131,8 @@ export function openSqliteServiceData(path: string): ServiceData<SqliteDatabase>
           (row) => row.seq,
         );
       },
-      async insert(_tx, order) {
-        sql.insertOrder.run({
+      async insertOnce(_tx, order) {
+        const inserted = sql.insertOrder.run({
           tenant: order.tenant,
           id: order.id,
           currency: order.currency,
@@ -142,6 +142,8 @@ export function openSqliteServiceData(path: string): ServiceData<SqliteDatabase>
           createdAt: order.createdAt,
           etag: order.etag,
         });
+        if (inserted.changes === 1) return order;
+        return toOrder(sql.orderById.get(order.tenant, order.id) as OrderRow);
       },
       async count(tenant) {
         return (sql.countOrders.get(tenant) as { n: number }).n;
@@ -195,7 +197,8 @@ function prepare(db: SqliteDatabase) {
     countOrders: db.prepare('SELECT count(*) AS n FROM orders WHERE tenant = ?'),
     insertOrder: db.prepare(`
       INSERT INTO orders (tenant, id, currency, items, note, total_cents, created_at, etag)
-      VALUES (@tenant, @id, @currency, @items, @note, @totalCents, @createdAt, @etag)`),
+      VALUES (@tenant, @id, @currency, @items, @note, @totalCents, @createdAt, @etag)
+      ON CONFLICT (tenant, id) DO NOTHING`),
     apiKey: db.prepare('SELECT key_hash AS keyHash, tenant, role, label FROM api_keys WHERE key_hash = ?'),
     countApiKeys: db.prepare('SELECT count(*) AS n FROM api_keys'),
     insertApiKey: db.prepare(

@@ -56,7 +56,12 @@ export interface UserRepository<Tx> {
 export interface OrderRepository<Tx> {
   get(tenant: string, id: string): Promise<StoredOrder | undefined>;
   list(tenant: string, afterSeq: number, limit: number): Promise<Page<StoredOrder>>;
-  insert(tx: Tx, order: StoredOrder): Promise<void>;
+  /**
+   * Inserts the order unless this tenant already has one with its id, and returns the stored
+   * row. Order ids come from the idempotency record, so a re-execution after a lease takeover
+   * (possible when records live outside the database, in Redis) finds the first run's order.
+   */
+  insertOnce(tx: Tx, order: StoredOrder): Promise<StoredOrder>;
   count(tenant: string): Promise<number>;
 }
 

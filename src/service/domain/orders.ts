@@ -47,9 +47,10 @@ export function serializeOrder(order: Order): string {
   return JSON.stringify(orderRepresentation(order));
 }
 
-export function buildOrder(tenant: string, input: OrderInput): StoredOrder {
+/** `id`: the idempotency record's id, so every execution for one key builds the same order. */
+export function buildOrder(tenant: string, input: OrderInput, id: string = randomUUID()): StoredOrder {
   const order: Order = {
-    id: randomUUID(),
+    id,
     items: input.items,
     currency: input.currency,
     note: input.note ?? null,

@@ -40,14 +40,14 @@ export function orderRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hoo
     async (request, reply) => {
       const { tenant } = principalOf(request);
       await hooks.beforeWrites(request);
-      const order = buildOrder(tenant, request.body);
+      const order = buildOrder(tenant, request.body, request.idempotency?.recordId);
       return reply.idempotent<Tx>(async (tx) => {
-        await data.orders.insert(tx, order);
+        const stored = await data.orders.insertOnce(tx, order);
         hooks.afterWrites(request);
         return {
           status: 201,
-          headers: { location: orderPath(order.id), etag: order.etag, 'content-type': json },
-          body: serializeOrder(order),
+          headers: { location: orderPath(stored.id), etag: stored.etag, 'content-type': json },
+          body: serializeOrder(stored),
         };
       });
     },

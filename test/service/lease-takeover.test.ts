@@ -1,0 +1,61 @@
+// A request that stalls past its lease while another request with the same key takes over:
+// with records in the SQL database the stalled one's fenced commit rolls back; with records in
+// Redis its SQL commit cannot be fenced, so the order id comes from the idempotency record and
+// the second insert finds the first. Either way: one key, one order.
+import { randomBytes } from 'node:crypto';
+import { createClient } from 'redis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { api, type StartedService, startService } from '../helpers/service.js';
+
+const order = { items: [{ sku: 'stall', quantity: 1, unitPriceCents: 100 }], currency: 'EUR' };
+const redisPrefix = `retrysafe-test:${randomBytes(4).toString('hex')}:`;
+const services: StartedService[] = [];
+
+afterAll(async () => {
+  await Promise.all(services.map((s) => s.stop()));
+  const redis = createClient({ url: 'redis://127.0.0.1:6379' });
+  await redis.connect();
+  const keys = await redis.keys(`${redisPrefix}*`);
+  if (keys.length > 0) await redis.del(keys);
+  await redis.quit();
+});
+
+describe.each([
+  ['records in SQLite', {}],
+  ['records in Redis', { REDIS_URL: 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: redisPrefix }],
+])('lease takeover with %s', (_name, env) => {
+  it('creates one order when the first request outlives its lease and a retry takes over', async () => {
+    const service = await startService({ env: { ...env, IDEMPOTENCY_LEASE_MS: '500' } });
+    services.push(service);
+    const client = api(service.url);
+    const key = `stall-${randomBytes(4).toString('hex')}`;
+    // Held inside its handler, after its claim and before its writes, far past the lease.
+    const stalled = client('/orders', {
+      method: 'POST',
+      body: order,
+      headers: { 'idempotency-key': key, 'x-test-delay-ms': '2500' },
+    });
+    let retry: Awaited<ReturnType<typeof client>> | undefined;
+    for (let i = 0; i < 100; i++) {
+      retry = await client('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': key } });
+      if (retry.status !== 409) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(retry?.status).toBe(201); // the retry took the expired lease over and executed
+    const first = await stalled;
+    // The stalled request lost its lease: it must not answer with a second, different order.
+    if (first.status === 201) expect(first.json.id).toBe(retry!.json.id);
+    else expect(first.status).toBeGreaterThanOrEqual(400);
+
+    const list = await client('/orders');
+    expect(list.json.data.map((o: { id: string }) => o.id)).toEqual([retry!.json.id]);
+    const again = await client('/orders', {
+      method: 'POST',
+      body: order,
+      headers: { 'idempotency-key': key },
+    });
+    expect(again.status).toBe(201);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.json.id).toBe(retry!.json.id);
+  });
+});
