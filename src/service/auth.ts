@@ -1,6 +1,7 @@
 // API-key authentication for the reference service: Bearer keys, stored as sha256 hashes,
-// resolved to a tenant and a role. Readers may only read.
-import { createHash, randomBytes } from 'node:crypto';
+// looked up by hash, confirmed in constant time, resolved to a tenant and a role. Readers may
+// only read.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthorizedError } from '../http/problem.js';
 import type { ApiKeyRecord, ApiKeyRepository, Role } from './data/types.js';
@@ -34,6 +35,20 @@ export function hashApiKey(key: string): string {
   return createHash('sha256').update(key).digest('hex');
 }
 
+const sha256HexPattern = /^[0-9a-f]{64}$/i;
+
+/**
+ * Whether `presented` is the key behind `storedHash`, compared in constant time. The lookup
+ * already went by hash; this final check means a record found some other way (a
+ * case-insensitive collation, a stale cache entry, a repository bug) never admits another key.
+ */
+export function apiKeyMatches(presented: string, storedHash: string): boolean {
+  if (!sha256HexPattern.test(storedHash)) return false;
+  const expected = Buffer.from(storedHash, 'hex');
+  const actual = createHash('sha256').update(presented).digest();
+  return timingSafeEqual(actual, expected);
+}
+
 export function generateApiKey(): string {
   return `rs_${randomBytes(24).toString('base64url')}`;
 }
@@ -47,15 +62,14 @@ const cacheTtlMs = 5_000;
 
 export function registerAuth(app: FastifyInstance, keys: ApiKeyRepository): void {
   // A short cache keeps a database round trip off every request; revocations apply within 5 s.
-  const cache = new Map<string, { principal: Principal | undefined; expiresAtMs: number }>();
-  async function lookup(keyHash: string): Promise<Principal | undefined> {
+  const cache = new Map<string, { record: ApiKeyRecord | undefined; expiresAtMs: number }>();
+  async function lookup(keyHash: string): Promise<ApiKeyRecord | undefined> {
     const cached = cache.get(keyHash);
-    if (cached && cached.expiresAtMs > Date.now()) return cached.principal;
-    const found = await keys.find(keyHash);
-    const principal = found && { tenant: found.tenant, role: found.role };
+    if (cached && cached.expiresAtMs > Date.now()) return cached.record;
+    const record = await keys.find(keyHash);
     if (cache.size > 10_000) cache.clear();
-    cache.set(keyHash, { principal, expiresAtMs: Date.now() + cacheTtlMs });
-    return principal;
+    cache.set(keyHash, { record, expiresAtMs: Date.now() + cacheTtlMs });
+    return record;
   }
 
   app.decorateRequest('principal', null);
@@ -66,12 +80,16 @@ export function registerAuth(app: FastifyInstance, keys: ApiKeyRepository): void
     if (!match) {
       throw new UnauthorizedError('Send your API key as "Authorization: Bearer <key>".', realm);
     }
-    const principal = await lookup(hashApiKey(match[1]!));
-    if (!principal) throw new UnauthorizedError('This API key is not known.', realm, 'invalid_token');
-    if (principal.role === 'reader' && !safeMethods.has(request.method)) {
+    const presented = match[1]!;
+    const record = await lookup(hashApiKey(presented));
+    if (!record || !apiKeyMatches(presented, record.keyHash)) {
+      throw new UnauthorizedError('This API key is not known.', realm, 'invalid_token');
+    }
+    // Deny by default: only a writer writes, whatever else a role column might ever hold.
+    if (record.role !== 'writer' && !safeMethods.has(request.method)) {
       throw new ForbiddenError('This API key may only read; use a read-write key to change data.');
     }
-    request.principal = principal;
+    request.principal = { tenant: record.tenant, role: record.role };
   });
 }
 

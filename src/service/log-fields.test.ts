@@ -1,0 +1,26 @@
+// Unit: the Idempotency-Key fingerprint logged instead of the key.
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { logFingerprint } from './log-fields.js';
+
+describe('logFingerprint', () => {
+  it('is the first 16 hex characters of the SHA-256, so operators can compute it from a key', () => {
+    const key = 'order-2024-customer-text';
+    const full = createHash('sha256').update(key).digest('hex');
+    expect(logFingerprint(key)).toBe(full.slice(0, 16));
+    expect(logFingerprint(key)).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it('never is the key, even one that looks like a fingerprint, and tells keys apart', () => {
+    for (const key of ['0123456789abcdef', 'deadbeefdeadbeef', 'x'.repeat(255)]) {
+      expect(logFingerprint(key)).not.toBe(key.slice(0, 16));
+    }
+    expect(logFingerprint('key-1')).not.toBe(logFingerprint('key-2'));
+    expect(logFingerprint('key-1')).toBe(logFingerprint('key-1'));
+  });
+
+  it('leaves no field for a request without a key', () => {
+    expect(logFingerprint(undefined)).toBeUndefined();
+    expect(logFingerprint('')).toMatch(/^[0-9a-f]{16}$/);
+  });
+});
