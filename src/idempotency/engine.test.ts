@@ -400,6 +400,23 @@ describe.each(harnesses)('idempotency engine with the %s', (name, makeHarness) =
     expect(await h.engine.reap()).toBe(0);
   });
 
+  it('reaps at least once per retention when the retention is shorter than the default interval', async () => {
+    vi.useFakeTimers();
+    try {
+      const store = createMemoryStore();
+      const engine = createIdempotencyEngine({ store, leaseMs: 500, retentionMs: 2_000 });
+      const reap = vi.spyOn(store, 'reap');
+      const stop = engine.startReaper();
+      await vi.advanceTimersByTimeAsync(2_000);
+      expect(reap).toHaveBeenCalledTimes(1);
+      stop();
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(reap).toHaveBeenCalledTimes(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it(`${name}: surfaces a store failure inside commit as IdempotencyStoreUnavailableError (503)`, async () => {
     setup();
     const execution = await execute(h);

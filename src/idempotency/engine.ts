@@ -143,13 +143,17 @@ export class IdempotencyEngine<Tx = never> {
     return total;
   }
 
-  /** Runs `reap` every `intervalMs` until the returned function is called. Never keeps the process alive. */
+  /**
+   * Runs `reap` every `intervalMs` (default: a minute, or the retention if shorter, so a
+   * stored response never outlives its retention by more than that) until the returned
+   * function is called. Never keeps the process alive.
+   */
   startReaper(
     options: { intervalMs?: number; batchSize?: number; onError?: (error: unknown) => void } = {},
   ): () => void {
     const timer = setInterval(() => {
       this.reap(options.batchSize).catch((error: unknown) => options.onError?.(error));
-    }, options.intervalMs ?? defaultReapIntervalMs);
+    }, options.intervalMs ?? Math.min(defaultReapIntervalMs, this.options.retentionMs));
     timer.unref();
     return () => clearInterval(timer);
   }
