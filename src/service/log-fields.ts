@@ -14,3 +14,28 @@ export function logFingerprint(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
   return createHash('sha256').update(value).digest('hex').slice(0, logFingerprintLength);
 }
+
+/**
+ * Errors in logs keep their kind, message, code and stack, nothing else: a driver error's
+ * other fields can quote row values (pg's `detail`: "Key (username)=(alice) already exists").
+ */
+export interface LoggedError {
+  type: string;
+  message: string;
+  stack: string;
+  [field: string]: unknown;
+}
+
+export function serializeLoggedError(error: unknown): LoggedError {
+  if (!(error instanceof Error)) return { type: typeof error, message: '', stack: '' };
+  const fields: LoggedError = { type: error.name, message: error.message, stack: error.stack ?? '' };
+  const { code, statusCode } = error as { code?: unknown; statusCode?: unknown };
+  if (typeof code === 'string' || typeof code === 'number') fields.code = code;
+  if (typeof statusCode === 'number') fields.statusCode = statusCode;
+  return fields;
+}
+
+/** The service's pino settings: no Authorization header, and errors without their data. */
+export function serviceLoggerOptions(level: string) {
+  return { level, redact: ['req.headers.authorization'], serializers: { err: serializeLoggedError } };
+}

@@ -7,6 +7,7 @@ import { demoKeyRecords, demoKeys } from './auth.js';
 import type { DatabaseConfig, ServiceConfig } from './config.js';
 import { openSqliteServiceData } from './data/sqlite.js';
 import type { ServiceData } from './data/types.js';
+import { serviceLoggerOptions } from './log-fields.js';
 
 export async function openServiceData(database: DatabaseConfig): Promise<ServiceData<unknown>> {
   if (database.kind === 'sqlite') return openSqliteServiceData(database.path) as ServiceData<unknown>;
@@ -45,7 +46,7 @@ export async function serve(config: ServiceConfig): Promise<FastifyInstance> {
     ...(redis ? { idempotencyStore: redis.store as IdempotencyStore<unknown> } : {}),
     ...(config.leaseMs === undefined ? {} : { leaseMs: config.leaseMs }),
     ...(config.retentionMs === undefined ? {} : { retentionMs: config.retentionMs }),
-    logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
+    logger: serviceLoggerOptions(config.logLevel),
     testHooks: config.testHooks,
     corsOrigins: config.corsOrigins,
   });
