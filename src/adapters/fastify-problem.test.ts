@@ -8,7 +8,15 @@ import {
   ServiceUnavailableError,
   ValidationError,
 } from '../http/problem.js';
-import { problemErrorHandler, problemNotFoundHandler } from './fastify-problem.js';
+import {
+  maxReportedFieldErrors,
+  problemCheckExpectationHandler,
+  problemClientErrorHandler,
+  problemConnectHandler,
+  problemErrorHandler,
+  problemFrameworkErrors,
+  problemNotFoundHandler,
+} from './fastify-problem.js';
 
 const bodySchema = {
   type: 'object',
@@ -153,6 +161,18 @@ describe('schema validation failures', () => {
   });
 });
 
+// Regression: a 1 MiB body of broken array items answered with every Ajv error — tens of
+// megabytes of problem for one request.
+describe('many schema errors', () => {
+  it(`lists at most ${maxReportedFieldErrors} field errors and says how many more there were`, async () => {
+    await build();
+    const items = Array.from({ length: 200 }, () => ({ sku: 1 }));
+    const body = problemOf(await postThings({ name: 'a', items }), 422);
+    expect(body.errors).toHaveLength(maxReportedFieldErrors);
+    expect(body.detail).toMatch(/; and \d+ more\.$/);
+  });
+});
+
 describe('body parsing failures', () => {
   it('answers 400 problem for a body that is not JSON', async () => {
     await build();
@@ -191,10 +211,12 @@ describe('body parsing failures', () => {
     expect(body.title).toBe('Unsupported media type');
   });
 
-  it('answers 413 content-too-large problem for a body over the limit', async () => {
+  it('answers 413 content-too-large problem for a body over the limit, naming the limit', async () => {
     await build();
     const res = await app.inject({ method: 'POST', url: '/small', payload: { text: 'x'.repeat(100) } });
-    expect(problemOf(res, 413).type).toBe(`${problemTypePrefix}content-too-large`);
+    const body = problemOf(res, 413);
+    expect(body.type).toBe(`${problemTypePrefix}content-too-large`);
+    expect(body.detail).toContain('at most 16 bytes');
   });
 });
 
@@ -248,5 +270,106 @@ describe('unknown routes', () => {
     expect(body.type).toBe(`${problemTypePrefix}not-found`);
     expect(body.detail).toContain('DELETE /nope');
     expect(body.detail).not.toContain('token');
+  });
+});
+
+// Regression: requests refused before any route runs got Fastify's or Node's own answers —
+// application/json bodies (400, 414, 431) or none at all (CONNECT, Expect, a missing Host).
+describe('requests refused before routing', () => {
+  it('answers an undecodable URL with 400 and a too-long path parameter with 414, as problems', async () => {
+    app = Fastify({
+      logger: false,
+      frameworkErrors: problemFrameworkErrors,
+      routerOptions: { maxParamLength: 10 },
+    });
+    app.setErrorHandler(problemErrorHandler);
+    app.get('/things/:id', async () => ({}));
+    await app.ready();
+    const badUrl = problemOf(await app.inject({ method: 'GET', url: '/things/%ZZ' }), 400);
+    expect(badUrl.detail).toContain('does not decode');
+    const long = problemOf(await app.inject({ method: 'GET', url: `/things/${'x'.repeat(11)}` }), 414);
+    expect(long.type).toBe(`${problemTypePrefix}uri-too-long`);
+  });
+
+  function fakeSocket(inFlight?: { headersSent: boolean }) {
+    const socket = {
+      destroyed: false,
+      writable: true,
+      written: '',
+      _httpMessage: inFlight ?? null,
+      end(data: string) {
+        socket.written += data;
+        socket.writable = false;
+      },
+      destroy() {
+        socket.destroyed = true;
+      },
+    };
+    return socket;
+  }
+
+  function parseRaw(raw: string): { status: number; type: string | undefined; body: Problem } {
+    const [head = '', body = ''] = raw.split('\r\n\r\n');
+    return {
+      status: Number(head.split(' ')[1]),
+      type: /content-type: ([^\r]+)/i.exec(head)?.[1],
+      body: JSON.parse(body) as Problem,
+    };
+  }
+
+  it.each([
+    ['HPE_INVALID_METHOD', 400, 'bad-request'],
+    ['HPE_HEADER_OVERFLOW', 431, 'request-header-fields-too-large'],
+    ['ERR_HTTP_REQUEST_TIMEOUT', 408, 'request-timeout'],
+  ])('answers the HTTP parser error %s with %i problem+json and closes', (code, status, type) => {
+    const socket = fakeSocket();
+    problemClientErrorHandler(Object.assign(new Error('parse'), { code }), socket as never);
+    const answer = parseRaw(socket.written);
+    expect(answer.status).toBe(status);
+    expect(answer.type).toBe('application/problem+json; charset=utf-8');
+    expect(answer.body).toMatchObject({ status, type: `${problemTypePrefix}${type}` });
+    expect(socket.destroyed).toBe(true);
+  });
+
+  it('writes nothing when a response on the connection has begun, or the peer reset it', () => {
+    const busy = fakeSocket({ headersSent: true });
+    problemClientErrorHandler(
+      Object.assign(new Error('parse'), { code: 'HPE_INVALID_METHOD' }),
+      busy as never,
+    );
+    expect(busy.written).toBe('');
+    expect(busy.destroyed).toBe(true);
+    const reset = fakeSocket();
+    problemClientErrorHandler(Object.assign(new Error('reset'), { code: 'ECONNRESET' }), reset as never);
+    expect(reset.written).toBe('');
+  });
+
+  it('answers CONNECT with a 400 problem and closes', () => {
+    const socket = fakeSocket();
+    problemConnectHandler({} as never, socket as never);
+    expect(parseRaw(socket.written).body).toMatchObject({
+      status: 400,
+      detail: expect.stringContaining('CONNECT'),
+    });
+    expect(socket.destroyed).toBe(true);
+  });
+
+  it('answers an Expect it cannot meet with a 417 problem', () => {
+    const response = { status: 0, headers: {} as Record<string, unknown>, body: '' };
+    problemCheckExpectationHandler(
+      {} as never,
+      {
+        writeHead(status: number, headers: Record<string, unknown>) {
+          response.status = status;
+          response.headers = headers;
+        },
+        end(body: string) {
+          response.body = body;
+        },
+      } as never,
+    );
+    expect(response.status).toBe(417);
+    expect(response.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(JSON.parse(response.body)).toMatchObject({ status: 417, title: 'Expectation failed' });
   });
 });

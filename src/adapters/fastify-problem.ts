@@ -1,5 +1,9 @@
-// Fastify error and not-found handlers that answer every failure as application/problem+json
-// (PROTOCOL.md rule 19): our ProblemErrors as they are, schema failures as 422 with pointers.
+// Fastify error, not-found, framework-error and client-error handlers that answer every failure
+// as application/problem+json (PROTOCOL.md rule 19): our ProblemErrors as they are, schema
+// failures as 422 with pointers, and even requests Node's HTTP parser refuses.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import {
   type FieldError,
@@ -8,7 +12,20 @@ import {
   problemContentType,
   problemForStatus,
   problemTypePrefix,
+  statusTitle,
 } from '../http/problem.js';
+
+/**
+ * Most field errors one problem lists. A 1 MiB body of 100 000 broken array items would
+ * otherwise answer with tens of megabytes of errors: the first ones say what to fix.
+ */
+export const maxReportedFieldErrors = 50;
+
+const partNames: Record<string, string> = {
+  params: 'path parameters',
+  querystring: 'query string',
+  headers: 'header fields',
+};
 
 interface SchemaIssue {
   keyword: string;
@@ -37,24 +54,27 @@ export function problemErrorHandler(
   }
   const fastifyError = error as FastifyError & { validation?: SchemaIssue[] };
   if (fastifyError.validation) {
-    const errors = fastifyError.validation.map(toFieldError);
+    const errors = fastifyError.validation.slice(0, maxReportedFieldErrors).map(toFieldError);
+    const omitted = fastifyError.validation.length - errors.length;
+    const more = omitted > 0 ? `; and ${omitted} more` : '';
     if (fastifyError.validationContext === 'body') {
       return sendProblem(reply, {
         type: `${problemTypePrefix}validation`,
         title: 'Unprocessable content',
         status: 422,
-        detail: `The request body is not valid: ${errors.map((e) => `${e.pointer || '(body)'} ${e.detail}`).join('; ')}.`,
+        detail: `The request body is not valid: ${errors.map((e) => `${e.pointer || '(body)'} ${e.detail}`).join('; ')}${more}.`,
         errors,
       });
     }
-    const detail = `The ${fastifyError.validationContext ?? 'request'} is not valid: ${errors.map((e) => `${e.pointer} ${e.detail}`).join('; ')}.`;
+    const part = partNames[fastifyError.validationContext ?? ''] ?? 'request';
+    const detail = `The ${part} ${part.endsWith('s') ? 'are' : 'is'} not valid: ${errors.map((e) => `${e.pointer} ${e.detail}`).join('; ')}${more}.`;
     return sendProblem(reply, { ...problemForStatus(400, detail, 'bad-request'), errors });
   }
   const status = fastifyError.statusCode;
   if (status !== undefined && status >= 400 && status < 500) {
     return sendProblem(
       reply,
-      problemForStatus(status, clientErrorDetail(fastifyError), clientErrorType(status)),
+      problemForStatus(status, clientErrorDetail(fastifyError, request), clientErrorType(status)),
     );
   }
   request.log.error({ err: error }, 'unhandled error');
@@ -71,16 +91,103 @@ export function problemNotFoundHandler(request: FastifyRequest, reply: FastifyRe
   );
 }
 
-function clientErrorType(status: number): string {
-  return status === 415 ? 'unsupported-media-type' : status === 413 ? 'content-too-large' : 'bad-request';
+/**
+ * Fastify's `frameworkErrors` option: a URL that does not decode (400) or a path parameter
+ * longer than the router's `maxParamLength` (414) fails before any route or hook runs; without
+ * this Fastify answers those with its own application/json body.
+ */
+export function problemFrameworkErrors(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  problemErrorHandler(error, request, reply);
 }
 
-function clientErrorDetail(error: FastifyError): string {
+const clientErrorAnswers: Record<string, [status: number, detail: string]> = {
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'The request did not arrive in time; send it again.'],
+  HPE_HEADER_OVERFLOW: [
+    431,
+    'The request header fields are larger than this server accepts; send fewer or shorter headers.',
+  ],
+};
+
+/**
+ * Fastify's `clientErrorHandler` option, for requests Node's HTTP parser refuses before Fastify
+ * sees them (a bad method, bytes a header may not hold, a malformed chunk, a lying
+ * Content-Length, header fields over the size limit): answers 400, 408 or 431 problem+json and
+ * closes the connection, since the rest of its bytes cannot be trusted. Like Node's own
+ * handler, it writes nothing when a response on that connection has already begun.
+ */
+export function problemClientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (!inFlight?.headersSent) {
+    const [status, detail] = clientErrorAnswers[error.code ?? ''] ?? [
+      400,
+      'The request is not valid HTTP/1.1 (request line, header fields or body framing); nothing was done.',
+    ];
+    writeProblemAndClose(socket, status, detail);
+  }
+  socket.destroy(error);
+}
+
+/**
+ * For the server's `connect` event: Node hands a CONNECT request to that event, never to
+ * Fastify, and without a listener it drops the connection without a word.
+ */
+export function problemConnectHandler(_request: IncomingMessage, socket: Duplex): void {
+  writeProblemAndClose(socket, 400, 'CONNECT is for proxies; this server is not one.');
+  socket.destroy();
+}
+
+/**
+ * For the server's `checkExpectation` event: Node answers an `Expect` other than 100-continue
+ * with a bare 417 of its own unless someone listens; this is the same answer as a problem.
+ */
+export function problemCheckExpectationHandler(_request: IncomingMessage, response: ServerResponse): void {
+  const body = JSON.stringify(
+    problemForStatus(417, 'This server meets no expectation but 100-continue.', 'expectation-failed'),
+  );
+  response.writeHead(417, { 'content-type': problemContentType, 'content-length': Buffer.byteLength(body) });
+  response.end(body);
+}
+
+function writeProblemAndClose(socket: Duplex, status: number, detail: string): void {
+  if (!socket.writable) return;
+  const body = JSON.stringify(problemForStatus(status, detail, clientErrorType(status)));
+  socket.end(
+    `HTTP/1.1 ${status} ${statusTitle(status)}\r\nContent-Type: ${problemContentType}\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+function clientErrorType(status: number): string {
+  return clientErrorTypes[status] ?? 'bad-request';
+}
+
+const clientErrorTypes: Record<number, string> = {
+  408: 'request-timeout',
+  413: 'content-too-large',
+  414: 'uri-too-long',
+  415: 'unsupported-media-type',
+  431: 'request-header-fields-too-large',
+};
+
+function clientErrorDetail(error: FastifyError, request: FastifyRequest): string {
+  if (error.code === 'FST_ERR_BAD_URL') {
+    return 'The URL does not decode: percent-encode it as UTF-8 (RFC 3986).';
+  }
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    return 'A path segment is longer than any id this service issues.';
+  }
   if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
     return 'This route accepts application/json or application/x-www-form-urlencoded bodies.';
   }
   if (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return 'The JSON body is empty.';
-  if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return 'The request body is too large.';
+  if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return `The request body is too large: this route accepts at most ${request.routeOptions.bodyLimit} bytes.`;
+  }
   if (error instanceof SyntaxError) return `The body is not valid JSON: ${error.message}.`;
   return error.message;
 }

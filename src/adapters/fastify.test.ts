@@ -1,6 +1,8 @@
 // Unit tests for the Fastify adapter, driven with `inject` against the SQLite store (business
 // rows in the same :memory: database) and the memory store: keys, replay, rollback, 4xx storage,
 // scopes, optional mode, in-use, validation before the claim, and problem+json answers.
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import Database from 'better-sqlite3';
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -187,6 +189,20 @@ function expectProblem(res: LightMyRequestResponse, status: number, type: string
 
 const order = { sku: 'A-1', quantity: 2 };
 
+/** Sends `request` as raw bytes and returns everything the server wrote before closing. */
+function rawHttp(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString();
+    });
+    socket.on('error', reject);
+    socket.on('close', () => resolve(received));
+    socket.write(request);
+  });
+}
+
 describe.each(['sqlite', 'memory'] as const)('Fastify idempotency adapter with the %s store', (kind) => {
   let t: TestApp;
   afterEach(async () => {
@@ -225,6 +241,24 @@ describe.each(['sqlite', 'memory'] as const)('Fastify idempotency adapter with t
       headers: { 'idempotency-key': ['k1', 'k2'] },
     });
     expectProblem(res, 400, 'idempotency-key-invalid');
+    expect(t.recordCount()).toBe(0);
+  });
+
+  // Regression: over real HTTP Node joins a repeated header into "k1, k1", so the refusal said
+  // "contains a comma" — true, but not what the client did. (inject has no headersDistinct.)
+  it('says "sent more than once" for a key header repeated over real HTTP, even with equal copies', async () => {
+    t = await buildApp(kind);
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = t.app.server.address() as AddressInfo;
+    const answer = await rawHttp(
+      port,
+      'POST /orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n' +
+        `Idempotency-Key: k1\r\nIdempotency-Key: k1\r\nContent-Length: ${JSON.stringify(order).length}\r\n\r\n` +
+        JSON.stringify(order),
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer).toContain('sent more than once');
+    expect(t.runs.orders).toBeUndefined();
     expect(t.recordCount()).toBe(0);
   });
 

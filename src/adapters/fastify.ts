@@ -22,7 +22,16 @@ import { type ResponseDraft, toStoredResponse } from '../idempotency/response.js
 import type { StoredResponse } from '../idempotency/store.js';
 
 export { type FormBodiesOptions, formBodies } from './fastify-form.js';
-export { problemErrorHandler, problemNotFoundHandler, sendProblem } from './fastify-problem.js';
+export {
+  maxReportedFieldErrors,
+  problemCheckExpectationHandler,
+  problemClientErrorHandler,
+  problemConnectHandler,
+  problemErrorHandler,
+  problemFrameworkErrors,
+  problemNotFoundHandler,
+  sendProblem,
+} from './fastify-problem.js';
 
 export const defaultIdempotencyHeader = 'idempotency-key';
 
@@ -180,7 +189,10 @@ function readKey(mode: IdempotencyMode, headerName: string) {
   ): void {
     let key: string | undefined;
     try {
-      key = parseIdempotencyKey(request.headers[headerName], displayName);
+      // Node joins a repeated header into one comma-separated value; its distinct copies let
+      // the parser say "sent more than once". (Fastify's inject has no headersDistinct.)
+      const raw = request.raw.headersDistinct?.[headerName] ?? request.headers[headerName];
+      key = parseIdempotencyKey(raw, displayName);
     } catch (error) {
       done(error as Error);
       return;

@@ -3,7 +3,17 @@
 import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
-import { formBodies, idempotency, problemErrorHandler, problemNotFoundHandler } from '../adapters/fastify.js';
+import {
+  formBodies,
+  idempotency,
+  problemCheckExpectationHandler,
+  problemClientErrorHandler,
+  problemConnectHandler,
+  problemErrorHandler,
+  problemFrameworkErrors,
+  problemNotFoundHandler,
+} from '../adapters/fastify.js';
+import { BadRequestError } from '../http/problem.js';
 import { defaultLeaseMs, defaultRetentionMs, type IdempotencyStore } from '../idempotency/index.js';
 import { principalOf, registerAuth } from './auth.js';
 import type { ServiceData } from './data/types.js';
@@ -25,7 +35,22 @@ export interface ServiceOptions<Tx> {
   testHooks?: boolean;
   /** Browser origins allowed to call the service; `['*']` for any. Default: none. */
   corsOrigins?: string[];
+  /** Largest request body (JSON or form) in bytes; a larger one is 413. Default 1 MiB. */
+  bodyLimitBytes?: number;
 }
+
+/**
+ * 1 MiB: a user is under 3 KiB and a 100-item order under 20 KiB, so this leaves room without
+ * letting one request hold much memory or CPU. Larger bodies get 413 problem+json, whether the
+ * Content-Length says so up front or a chunked body grows past it.
+ */
+export const defaultBodyLimitBytes = 1024 * 1024;
+
+/**
+ * Longest path parameter the router matches, in characters. Ids are UUIDs (36) and the schemas
+ * allow 64 (400 above that); past this the router stops early with 414 problem+json.
+ */
+export const maxPathParamLength = 100;
 
 /** Headers a browser script must be able to read for safe retries and If-Match. */
 const exposedHeaders = ['Location', 'ETag', 'Idempotent-Replayed', 'Retry-After', 'Link'];
@@ -38,6 +63,15 @@ export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<
     logController: new LogController({ disableRequestLogging: true }),
     // Header values never reach the logs, but request ids do: they tie log lines together.
     requestIdHeader: 'x-request-id',
+    bodyLimit: options.bodyLimitBytes ?? defaultBodyLimitBytes,
+    routerOptions: { maxParamLength: maxPathParamLength },
+    // Requests refused before any route runs answer problem+json too: a URL that does not
+    // decode or a too-long path parameter (router), and what Node's HTTP parser rejects.
+    frameworkErrors: problemFrameworkErrors,
+    clientErrorHandler: problemClientErrorHandler,
+    // Node answers an HTTP/1.1 request without Host with a bare 400 of its own; the hook below
+    // gives the same answer as a problem.
+    http: { requireHostHeader: false },
   });
   const metrics = new ServiceMetrics();
 
@@ -73,7 +107,21 @@ export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<
   }
   app.setErrorHandler(problemErrorHandler);
   app.setNotFoundHandler(problemNotFoundHandler);
+  // Node gives these to server events, not to Fastify; without a listener it drops a CONNECT
+  // silently and answers a strange Expect with a bare 417.
+  app.server.on('connect', problemConnectHandler);
+  app.server.on('checkExpectation', problemCheckExpectationHandler);
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      done(
+        new BadRequestError('An HTTP/1.1 request needs a Host header field (RFC 9112 §3.2).', 'missing-host'),
+      );
+    } else done();
+  });
   registerValidation(app);
+  // JSON and HTML forms only: Fastify's default text/plain parser let a text body through to
+  // the schema as a string (422 "must be object") where a media type it does not take is 415.
+  app.removeContentTypeParser('text/plain');
   await app.register(formBodies);
   registerAuth(app, data.apiKeys);
 

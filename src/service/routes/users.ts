@@ -30,6 +30,7 @@ import {
   userSchema,
 } from '../schemas.js';
 import type { TestHooks } from '../test-hooks.js';
+import { validateParamsFirst } from '../validation.js';
 import { listRoute } from './list.js';
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -120,7 +121,8 @@ export function userRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hook
   app.put<IdParams & { Body: ReplaceBody }>(
     '/users/:id',
     {
-      preValidation: checkWritePreconditions,
+      // The id is validated before the precondition hook looks it up (a NUL in it was a 500 on PostgreSQL).
+      preValidation: [validateParamsFirst, checkWritePreconditions],
       schema: {
         summary: 'Replace a user (or create one at a client-chosen UUID)',
         description:
