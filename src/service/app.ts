@@ -17,6 +17,7 @@ import { BadRequestError } from '../http/problem.js';
 import { defaultLeaseMs, defaultRetentionMs, type IdempotencyStore } from '../idempotency/index.js';
 import { principalOf, registerAuth } from './auth.js';
 import type { ServiceData } from './data/types.js';
+import { logFingerprint, serviceLoggerOptions } from './log-fields.js';
 import { ServiceMetrics } from './metrics.js';
 import { operationsRoutes } from './routes/operations.js';
 import { orderRoutes } from './routes/orders.js';
@@ -58,7 +59,7 @@ const exposedHeaders = ['Location', 'ETag', 'Idempotent-Replayed', 'Retry-After'
 export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<FastifyInstance> {
   const { data } = options;
   const app = Fastify({
-    logger: options.logger ?? { level: 'info', redact: ['req.headers.authorization'] },
+    logger: options.logger ?? serviceLoggerOptions('info'),
     // One line per request comes from our onResponse hook, with the fields operators need.
     logController: new LogController({ disableRequestLogging: true }),
     // Header values never reach the logs, but request ids do: they tie log lines together.
@@ -150,7 +151,7 @@ export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<
         status: reply.statusCode,
         durationMs: Math.round(reply.elapsedTime * 100) / 100,
         tenant: request.principal?.tenant,
-        idempotencyKey: request.idempotency?.key,
+        idempotencyKeySha256: logFingerprint(request.idempotency?.key),
         idempotencyOutcome: request.idempotency?.outcome,
         retryCount: Number.isFinite(retryCount) ? retryCount : undefined,
       },

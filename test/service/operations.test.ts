@@ -2,6 +2,7 @@
 // metrics, one JSON log line per request (never a key or a body), problem+json everywhere.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { logFingerprint } from '../../src/service/log-fields.js';
 import { api, type StartedService, startService } from '../helpers/service.js';
 
 const order = {
@@ -77,11 +78,11 @@ describe('operations', () => {
     expect(after).toContain('idempotency_outcomes_total{outcome="in_use"}');
   });
 
-  it('writes one JSON log line per request with route, status, duration, key and outcome — never the API key or body', async () => {
+  it('writes one JSON log line per request with route, status, duration, key fingerprint and outcome — never the API key or body', async () => {
     const key = `log-${randomUUID()}`;
     await asA('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': key } });
     await new Promise((r) => setTimeout(r, 100));
-    const lines = service.logRecords().filter((l) => l.idempotencyKey === key);
+    const lines = service.logRecords().filter((l) => l.idempotencyKeySha256 === logFingerprint(key));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({
       route: '/orders',
@@ -93,6 +94,7 @@ describe('operations', () => {
     const all = service.logs.filter((line) => line.startsWith('{')).join('\n');
     expect(all).not.toContain('demo-writer-a');
     expect(all).not.toContain('secret-note-text');
+    expect(all).not.toContain(key);
   });
 
   it('answers unknown routes and methods with 404 problem+json', async () => {
