@@ -156,6 +156,15 @@ describe('the formBodies plugin', () => {
     });
   });
 
+  it('coerces a form whose media type is written in capitals (media types are case-insensitive)', async () => {
+    await build();
+    const res = await postForm('customer=ada&items[0][sku]=A&items[0][quantity]=2', {
+      'content-type': 'APPLICATION/X-WWW-FORM-URLENCODED',
+    });
+    expect(res.statusCode).toBe(201);
+    expect(res.json().items).toEqual([{ sku: 'A', quantity: 2 }]);
+  });
+
   it('builds arrays from repeated keys, from a[] and from a single value', async () => {
     await build();
     const base = 'customer=ada&items[0][sku]=A&items[0][quantity]=1';

@@ -24,7 +24,8 @@ async function formBodiesPlugin(fastify: FastifyInstance, options: FormBodiesOpt
     done(null, qs.parse(body as string, { depth: 5, arrayLimit, parameterLimit: 1000, allowDots: false }));
   });
   fastify.addHook('preValidation', async (request: FastifyRequest) => {
-    if (!request.headers['content-type']?.startsWith(formContentType)) return;
+    // Media types are case-insensitive (RFC 9110 §8.3.1), as Fastify's parser lookup is.
+    if (!request.headers['content-type']?.toLowerCase().startsWith(formContentType)) return;
     const schema = request.routeOptions.schema?.body as JsonSchema | undefined;
     if (schema) request.body = coerceFormValue(request.body, schema);
   });
