@@ -4,8 +4,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
+  BadRequestError,
   type FieldError,
   type ProblemBody,
   ProblemError,
@@ -213,4 +214,36 @@ function toFieldError(issue: SchemaIssue): FieldError {
 
 function escapePointer(segment: string): string {
   return segment.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+/**
+ * Options for `Fastify({ ...problemServerOptions, … })`: requests refused before routing (by
+ * the router or Node's HTTP parser) answer problem+json, and a missing Host is left to the
+ * hook `useProblemDetails` adds, which answers it as a problem instead of Node's bare 400.
+ */
+export const problemServerOptions = {
+  frameworkErrors: problemFrameworkErrors,
+  clientErrorHandler: problemClientErrorHandler,
+  http: { requireHostHeader: false },
+};
+
+/**
+ * Every failure the app or its Node server can produce, as problem+json: the error and
+ * not-found handlers, CONNECT, odd `Expect`s, and HTTP/1.1 requests without Host. Pair it
+ * with `problemServerOptions`.
+ */
+export function useProblemDetails(app: FastifyInstance): void {
+  app.setErrorHandler(problemErrorHandler);
+  app.setNotFoundHandler(problemNotFoundHandler);
+  // Node gives these to server events, not to Fastify; without a listener it drops a CONNECT
+  // silently and answers a strange Expect with a bare 417.
+  app.server.on('connect', problemConnectHandler);
+  app.server.on('checkExpectation', problemCheckExpectationHandler);
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      done(
+        new BadRequestError('An HTTP/1.1 request needs a Host header field (RFC 9112 §3.2).', 'missing-host'),
+      );
+    } else done();
+  });
 }

@@ -30,7 +30,9 @@ export {
   problemErrorHandler,
   problemFrameworkErrors,
   problemNotFoundHandler,
+  problemServerOptions,
   sendProblem,
+  useProblemDetails,
 } from './fastify-problem.js';
 
 export const defaultIdempotencyHeader = 'idempotency-key';

@@ -3,17 +3,7 @@
 import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
-import {
-  formBodies,
-  idempotency,
-  problemCheckExpectationHandler,
-  problemClientErrorHandler,
-  problemConnectHandler,
-  problemErrorHandler,
-  problemFrameworkErrors,
-  problemNotFoundHandler,
-} from '../adapters/fastify.js';
-import { BadRequestError } from '../http/problem.js';
+import { formBodies, idempotency, problemServerOptions, useProblemDetails } from '../adapters/fastify.js';
 import { defaultLeaseMs, defaultRetentionMs, type IdempotencyStore } from '../idempotency/index.js';
 import { principalOf, registerAuth } from './auth.js';
 import type { ServiceData } from './data/types.js';
@@ -68,11 +58,7 @@ export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<
     routerOptions: { maxParamLength: maxPathParamLength },
     // Requests refused before any route runs answer problem+json too: a URL that does not
     // decode or a too-long path parameter (router), and what Node's HTTP parser rejects.
-    frameworkErrors: problemFrameworkErrors,
-    clientErrorHandler: problemClientErrorHandler,
-    // Node answers an HTTP/1.1 request without Host with a bare 400 of its own; the hook below
-    // gives the same answer as a problem.
-    http: { requireHostHeader: false },
+    ...problemServerOptions,
   });
   const metrics = new ServiceMetrics();
 
@@ -106,19 +92,7 @@ export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<
       maxAge: 600,
     });
   }
-  app.setErrorHandler(problemErrorHandler);
-  app.setNotFoundHandler(problemNotFoundHandler);
-  // Node gives these to server events, not to Fastify; without a listener it drops a CONNECT
-  // silently and answers a strange Expect with a bare 417.
-  app.server.on('connect', problemConnectHandler);
-  app.server.on('checkExpectation', problemCheckExpectationHandler);
-  app.addHook('onRequest', (request, _reply, done) => {
-    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
-      done(
-        new BadRequestError('An HTTP/1.1 request needs a Host header field (RFC 9112 §3.2).', 'missing-host'),
-      );
-    } else done();
-  });
+  useProblemDetails(app);
   registerValidation(app);
   // JSON and HTML forms only: Fastify's default text/plain parser let a text body through to
   // the schema as a string (422 "must be object") where a media type it does not take is 415.
