@@ -7,6 +7,8 @@ function caller(index: number, outcome: CallerOutcome, replayed = false): Logica
   return { index, sku: `chaos-r-${index}`, idempotencyKey: `r-${index}`, outcome, attempts: 1, replayed };
 }
 
+const noProblems = { serverErrors: {}, unexpectedExits: [] };
+
 describe('auditOrders', () => {
   it('passes a run where every caller saw the one order that exists', () => {
     const figures = auditOrders(
@@ -17,7 +19,7 @@ describe('auditOrders', () => {
       ],
     );
     expect(figures).toMatchObject({ attempted: 2, created: 2, duplicated: 0, lost: 0, replayedAnswers: 1 });
-    expect(passed(figures)).toBe(true);
+    expect(passed(figures, noProblems)).toBe(true);
   });
 
   it('counts a logical order stored twice as duplicated, with its extra rows', () => {
@@ -30,7 +32,7 @@ describe('auditOrders', () => {
       ],
     );
     expect(figures).toMatchObject({ created: 1, duplicated: 1, extraRows: 2, lost: 0 });
-    expect(passed(figures)).toBe(false);
+    expect(passed(figures, noProblems)).toBe(false);
   });
 
   it('counts a 201 whose order is missing, or is another row, as lost', () => {
@@ -39,7 +41,7 @@ describe('auditOrders', () => {
       [{ id: 'not-o1', sku: 'chaos-r-1' }],
     );
     expect(figures).toMatchObject({ created: 1, lost: 2, duplicated: 0 });
-    expect(passed(figures)).toBe(false);
+    expect(passed(figures, noProblems)).toBe(false);
   });
 
   it('reports unknown outcomes and whether their orders exist, without failing the run', () => {
@@ -47,18 +49,35 @@ describe('auditOrders', () => {
       [
         caller(0, { kind: 'unknown', sent: 'maybe', errorKind: 'timeout' }),
         caller(1, { kind: 'unknown', sent: 'no', errorKind: 'network' }),
-        caller(2, { kind: 'refused', status: 422, errorKind: 'validation' }),
       ],
       [{ id: 'o0', sku: 'chaos-r-0' }],
     );
-    expect(figures).toMatchObject({
-      created: 1,
-      unknownOutcome: 2,
-      unknownButCreated: 1,
-      refused: 1,
-      lost: 0,
-    });
-    expect(passed(figures)).toBe(true);
+    expect(figures).toMatchObject({ created: 1, unknownOutcome: 2, unknownButCreated: 1, lost: 0 });
+    expect(passed(figures, noProblems)).toBe(true);
+  });
+
+  it('fails on a call refused for good: valid orders refused (say, a 422 key reuse) mean a bug', () => {
+    const figures = auditOrders(
+      [
+        caller(0, { kind: 'created', orderId: 'o0' }),
+        caller(1, { kind: 'refused', status: 422, errorKind: 'idempotency_key_reuse' }),
+      ],
+      [{ id: 'o0', sku: 'chaos-r-0' }],
+    );
+    expect(figures.refused).toBe(1);
+    expect(passed(figures, noProblems)).toBe(false);
+  });
+
+  it('fails a run that created nothing, or saw a 500 nobody injected, or lost a process by itself', () => {
+    const none = auditOrders([caller(0, { kind: 'unknown', sent: 'maybe', errorKind: 'timeout' })], []);
+    expect(passed(none, noProblems)).toBe(false);
+    const fine = auditOrders(
+      [caller(0, { kind: 'created', orderId: 'o0' })],
+      [{ id: 'o0', sku: 'chaos-r-0' }],
+    );
+    expect(passed(fine, { serverErrors: { '503': 2 }, unexpectedExits: [] })).toBe(true);
+    expect(passed(fine, { serverErrors: { '500': 1 }, unexpectedExits: [] })).toBe(false);
+    expect(passed(fine, { serverErrors: {}, unexpectedExits: ['slot 1 exited (1)'] })).toBe(false);
   });
 
   it('fails on an order of the run that no caller asked for', () => {
@@ -70,6 +89,6 @@ describe('auditOrders', () => {
       ],
     );
     expect(figures.unexpected).toBe(1);
-    expect(passed(figures)).toBe(false);
+    expect(passed(figures, noProblems)).toBe(false);
   });
 });

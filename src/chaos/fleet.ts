@@ -1,9 +1,11 @@
 // The service processes a chaos run puts behind its proxy: starts them, kills one with SIGKILL
-// at random moments and starts it again on the same database, and stops them all at the end.
-import { type ChildProcess, spawn } from 'node:child_process';
+// at random moments and starts it again on the same database, notices any that die on their
+// own, and stops them all at the end.
+import { type SpawnedService, spawnService } from '../service/spawn.js';
 import type { Backend } from './proxy.js';
 
-const binPath = new URL('../../bin/retrysafe.js', import.meta.url).pathname;
+/** After SIGTERM, how long a process may take to close before it gets SIGKILL. */
+const stopGraceMs = 5_000;
 
 export interface FleetOptions {
   processes: number;
@@ -11,14 +13,14 @@ export interface FleetOptions {
   database: string;
   /** Extra environment for every process (lease, Redis, fault rate). */
   env: Record<string, string>;
-  /** Where each process's stderr goes, for diagnosing a run. */
-  onStderr?: (line: string) => void;
 }
 
 interface Member {
-  child: ChildProcess;
-  backend: Backend | undefined;
-  exited: Promise<void>;
+  service: SpawnedService;
+  /** Set while the proxy may send it connections. */
+  live: boolean;
+  /** Set when the fleet itself ended it (a kill or the final stop). */
+  endedByFleet: boolean;
 }
 
 export class Fleet {
@@ -27,6 +29,8 @@ export class Fleet {
   #stopping = false;
   kills = 0;
   restarts = 0;
+  /** Processes that exited without being killed: a crash the run must report. */
+  readonly unexpectedExits: string[] = [];
 
   constructor(options: FleetOptions) {
     this.#options = options;
@@ -41,7 +45,9 @@ export class Fleet {
   /** The processes that are listening now. */
   backends(): Backend[] {
     const live: Backend[] = [];
-    for (const member of this.#members) if (member?.backend) live.push(member.backend);
+    for (const member of this.#members) {
+      if (member?.live) live.push({ host: '127.0.0.1', port: member.service.port });
+    }
     return live;
   }
 
@@ -51,15 +57,16 @@ export class Fleet {
    * outpace restarts and the run measures an empty proxy instead of the service.
    */
   async killOneAndRestart(random: () => number, restartDelayMs: number): Promise<void> {
-    const slots = this.#members.flatMap((member, slot) => (member?.backend ? [slot] : []));
+    const slots = this.#members.flatMap((member, slot) => (member?.live ? [slot] : []));
     const starting = this.#members.length - slots.length;
     if (slots.length === 0 || (slots.length === 1 && starting > 0)) return;
     const slot = slots[Math.floor(random() * slots.length)]!;
     const member = this.#members[slot]!;
-    member.backend = undefined; // the proxy stops sending new connections at once
-    member.child.kill('SIGKILL');
+    member.live = false; // the proxy stops sending new connections at once
+    member.endedByFleet = true;
+    member.service.child.kill('SIGKILL');
     this.kills++;
-    await member.exited;
+    await member.service.exited;
     await new Promise((resolve) => setTimeout(resolve, restartDelayMs));
     if (this.#stopping) return;
     try {
@@ -75,46 +82,29 @@ export class Fleet {
     await Promise.all(
       this.#members.map(async (member) => {
         if (!member) return;
-        member.backend = undefined;
-        if (member.child.exitCode === null && member.child.signalCode === null) member.child.kill('SIGTERM');
-        await member.exited;
+        member.live = false;
+        member.endedByFleet = true;
+        const { child, exited } = member.service;
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        child.kill('SIGTERM');
+        const grace = setTimeout(() => child.kill('SIGKILL'), stopGraceMs);
+        await exited;
+        clearTimeout(grace);
       }),
     );
   }
 
   async #startSlot(slot: number): Promise<void> {
-    const child = spawn(
-      process.execPath,
-      [binPath, 'serve', '--port', '0', '--host', '127.0.0.1', '--db', this.#options.database],
-      {
-        env: { ...process.env, LOG_LEVEL: 'warn', ...this.#options.env, RETRYSAFE_TEST_HOOKS: '1' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const member: Member = { child, backend: undefined, exited };
+    const service = await spawnService({
+      db: this.#options.database,
+      env: { LOG_LEVEL: 'warn', ...this.#options.env, RETRYSAFE_TEST_HOOKS: '1' },
+    });
+    const member: Member = { service, live: !this.#stopping, endedByFleet: false };
     this.#members[slot] = member;
-    let stderr = '';
-    child.stderr!.on('data', (chunk: Buffer) => {
-      const text = chunk.toString();
-      stderr += text;
-      for (const line of text.split('\n')) if (line.trim() !== '') this.#options.onStderr?.(line);
+    service.child.once('exit', (code, signal) => {
+      member.live = false;
+      if (!member.endedByFleet) this.unexpectedExits.push(`slot ${slot} exited (${signal ?? code})`);
     });
-    member.backend = await new Promise<Backend>((resolve, reject) => {
-      let buffered = '';
-      child.stdout!.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString();
-        const match = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(buffered);
-        if (match) {
-          buffered = '';
-          resolve({ host: '127.0.0.1', port: Number(match[1]) });
-        } else if (buffered.length > 65_536) {
-          buffered = buffered.slice(-1024);
-        }
-      });
-      child.once('exit', (code, signal) =>
-        reject(new Error(`service process exited (${signal ?? code}) before listening: ${stderr.trim()}`)),
-      );
-    });
+    if (this.#stopping) await this.stop();
   }
 }

@@ -61,6 +61,18 @@ describe('startChaosProxy', () => {
     expect(await get(proxy.port)).toBe('done');
   });
 
+  it('delivers a held response even when the server closes the connection meanwhile', async () => {
+    server.removeAllListeners('request');
+    server.on('request', (_request, response) => {
+      seen++;
+      response.setHeader('connection', 'close');
+      response.end('done');
+    });
+    proxy = await startChaosProxy({ backends: () => [backend], rates: { reset: 0, delay: 1 }, delayMs: 100 });
+    expect(await get(proxy.port)).toBe('done');
+    expect(seen).toBe(1);
+  });
+
   it('decides per response, not per connection', async () => {
     const rolls = [0.99, 0.0];
     proxy = await startChaosProxy({

@@ -59,22 +59,29 @@ export async function startChaosProxy(options: ChaosProxyOptions): Promise<Chaos
     const upstream = createConnection(backend);
     sockets.add(upstream);
     upstream.once('close', () => sockets.delete(upstream));
-    const closeBoth = () => {
-      if (!client.destroyed) client.resetAndDestroy();
-      upstream.destroy();
-    };
-    upstream.on('error', closeBoth);
-    client.on('error', closeBoth);
-    client.once('close', () => upstream.destroy());
-    upstream.once('close', () => {
-      if (!client.destroyed) client.end();
-    });
-
     // HTTP/1.1 without pipelining: bytes from the server after bytes from the client start a
     // new response. The fault is decided once per response, at its first bytes.
     let awaitingResponse = false;
     let fault: 'none' | 'reset' | 'delay' = 'none';
     let held: Buffer[] = [];
+    const closeBoth = () => {
+      if (!client.destroyed) client.resetAndDestroy();
+      upstream.destroy();
+    };
+    // A held response is passed on before the connection ends, even if the server closed it
+    // or died meanwhile: its bytes had left the server, as they would be on a slow network.
+    let endAfterHeld = false;
+    upstream.on('error', () => {
+      if (fault === 'delay') upstream.destroy();
+      else closeBoth();
+    });
+    client.on('error', closeBoth);
+    client.once('close', () => upstream.destroy());
+    upstream.once('close', () => {
+      if (fault === 'delay') endAfterHeld = true;
+      else if (!client.destroyed) client.end();
+    });
+
     client.on('data', (chunk) => {
       awaitingResponse = true;
       upstream.write(chunk);
@@ -102,6 +109,7 @@ export async function startChaosProxy(options: ChaosProxyOptions): Promise<Chaos
             fault = 'none';
             if (!client.destroyed) for (const part of held) client.write(part);
             held = [];
+            if (endAfterHeld && !client.destroyed) client.end();
           }, options.delayMs).unref();
           return;
         }

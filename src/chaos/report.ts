@@ -15,10 +15,18 @@ export interface ChaosReport {
   faults: {
     responsesReset: number;
     responsesDelayed: number;
+    /** 5xx answers the test hooks injected, by status. */
     serverErrors: Record<string, number>;
     kills: number;
     restarts: number;
     connectionsWithNoProcessUp: number;
+  };
+  /** What went wrong beyond the injected faults. */
+  problems: {
+    /** 5xx answers nobody injected, by status. */
+    serverErrors: Record<string, number>;
+    /** Service processes that exited without being killed. */
+    unexpectedExits: string[];
   };
   traffic: {
     httpAttempts: number;
@@ -29,8 +37,22 @@ export interface ChaosReport {
   orders: AuditFigures;
 }
 
-export function passed(figures: AuditFigures): boolean {
-  return figures.duplicated === 0 && figures.lost === 0 && figures.unexpected === 0;
+/**
+ * A run passes when no order was duplicated or lost and nothing else went wrong: no order
+ * nobody asked for, no call refused for good (the orders are valid, so a refusal such as a 422
+ * idempotency-key-reuse is a bug), no 500 that was not injected, no process that died by
+ * itself, and at least one order made (a run that created nothing proves nothing).
+ */
+export function passed(figures: AuditFigures, problems: ChaosReport['problems']): boolean {
+  return (
+    figures.duplicated === 0 &&
+    figures.lost === 0 &&
+    figures.unexpected === 0 &&
+    figures.refused === 0 &&
+    figures.created > 0 &&
+    (problems.serverErrors['500'] ?? 0) === 0 &&
+    problems.unexpectedExits.length === 0
+  );
 }
 
 export function faultsFrom(
@@ -41,7 +63,7 @@ export function faultsFrom(
   return {
     responsesReset: proxy.resets,
     responsesDelayed: proxy.delays,
-    serverErrors: workers.serverStatuses,
+    serverErrors: workers.injectedServerErrors,
     kills: fleet.kills,
     restarts: fleet.restarts,
     connectionsWithNoProcessUp: proxy.refused,
@@ -50,9 +72,10 @@ export function faultsFrom(
 
 export function formatReport(report: ChaosReport): string {
   const { orders, faults, traffic, settings } = report;
-  const serverErrors = Object.entries(faults.serverErrors)
-    .map(([status, n]) => `${n}× ${status}`)
-    .join(', ');
+  const byStatus = (counts: Record<string, number>) =>
+    Object.entries(counts)
+      .map(([status, n]) => `${n}× ${status}`)
+      .join(', ') || 0;
   const rows: Array<[string, string | number]> = [
     ['logical orders attempted', orders.attempted],
     ['created (exist in the database)', orders.created],
@@ -60,13 +83,15 @@ export function formatReport(report: ChaosReport): string {
     ['lost (caller saw 201, order missing)', orders.lost],
     ['unknown outcome (caller gave up)', orders.unknownOutcome],
     ['  … of which exist', orders.unknownButCreated],
-    ['refused with a 4xx', orders.refused],
+    ['failed for good (4xx or bad answer)', orders.refused],
     ['unexpected orders', orders.unexpected],
     ['answers that were replays', orders.replayedAnswers],
     ['—', ''],
-    ['responses reset after the server acted', faults.responsesReset],
+    ['responses reset after the server answered', faults.responsesReset],
     ['responses delayed past the timeout', faults.responsesDelayed],
-    ['5xx answers seen by callers', serverErrors === '' ? 0 : serverErrors],
+    ['injected 5xx answers', byStatus(faults.serverErrors)],
+    ['other 5xx answers', byStatus(report.problems.serverErrors)],
+    ['processes that died by themselves', report.problems.unexpectedExits.length],
     ['processes SIGKILLed / restarted', `${faults.kills} / ${faults.restarts}`],
     ['connections with no process up', faults.connectionsWithNoProcessUp],
     ['HTTP attempts / repeats by callers', `${traffic.httpAttempts} / ${traffic.callerRepeats}`],
@@ -78,9 +103,20 @@ export function formatReport(report: ChaosReport): string {
     '',
     ...rows.map(([label, value]) => (label === '—' ? '' : `  ${label.padEnd(width)}  ${value}`)),
     '',
-    report.passed
-      ? 'PASS: no duplicate and no lost order.'
-      : `FAIL: ${orders.duplicated} duplicated, ${orders.lost} lost, ${orders.unexpected} unexpected.`,
+    report.passed ? 'PASS: no duplicate and no lost order.' : `FAIL: ${failures(report).join(', ')}.`,
   ];
   return `${lines.join('\n')}\n`;
+}
+
+function failures(report: ChaosReport): string[] {
+  const { orders, problems } = report;
+  const found: string[] = [];
+  if (orders.duplicated > 0) found.push(`${orders.duplicated} duplicated`);
+  if (orders.lost > 0) found.push(`${orders.lost} lost`);
+  if (orders.unexpected > 0) found.push(`${orders.unexpected} unexpected`);
+  if (orders.refused > 0) found.push(`${orders.refused} failed for good`);
+  if (orders.created === 0) found.push('no order created');
+  if (problems.serverErrors['500']) found.push(`${problems.serverErrors['500']} real 500 answers`);
+  if (problems.unexpectedExits.length > 0) found.push(`${problems.unexpectedExits.join('; ')}`);
+  return found;
 }

@@ -2,11 +2,12 @@
 // workers placing orders while processes are killed → stop everything → audit → report.
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { auditOrders, readChaosOrders } from './audit.js';
 import { Fleet } from './fleet.js';
 import type { ChaosOptions } from './options.js';
 import { createProgress } from './progress.js';
-import { startChaosProxy } from './proxy.js';
+import { type ChaosProxy, startChaosProxy } from './proxy.js';
 import { type ChaosReport, faultsFrom, formatReport, passed } from './report.js';
 import { createScratch } from './scratch.js';
 import { placeOrders, skuPrefix } from './workers.js';
@@ -20,6 +21,8 @@ const restartDelayMs = 200;
 export interface ChaosIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /** Aborted (e.g. on Ctrl-C): no new order starts; the run cleans up and reports what it has. */
+  signal?: AbortSignal;
 }
 
 export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<ChaosReport> {
@@ -41,33 +44,43 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
       RETRYSAFE_TEST_FAIL_RATE: String(options.errorRate),
     },
   });
+  let proxy: ChaosProxy | undefined;
   try {
     await fleet.start();
-    const proxy = await startChaosProxy({
+    proxy = await startChaosProxy({
       backends: () => fleet.backends(),
       rates: { reset: options.resetRate, delay: options.delayRate },
       delayMs: options.timeoutMs + 500,
     });
+    const counts = proxy.counts;
     const progress = createProgress(options.progress, io.stderr);
     const snapshot = (done: number) => ({
       done,
       total: options.orders,
       elapsedMs: Date.now() - startedAtMs,
       kills: fleet.kills,
-      resets: proxy.counts.resets,
-      delays: proxy.counts.delays,
+      resets: counts.resets,
+      delays: counts.delays,
     });
 
     // Kills come at random moments whether or not the last victim is back up yet.
-    let placing = true;
+    const placing = new AbortController();
+    const restartErrors: unknown[] = [];
     const restarts: Promise<void>[] = [];
     const killer = (async () => {
       if (options.killEveryMs === 0) return;
-      while (placing) {
-        await new Promise((resolve) => setTimeout(resolve, options.killEveryMs * (0.5 + Math.random())));
-        if (placing) restarts.push(fleet.killOneAndRestart(Math.random, restartDelayMs));
+      for (;;) {
+        const waitMs = options.killEveryMs * (0.5 + Math.random());
+        const woke = await sleep(waitMs, true, { signal: placing.signal }).catch(() => false);
+        if (!woke) return;
+        restarts.push(
+          fleet.killOneAndRestart(Math.random, restartDelayMs).catch((error: unknown) => {
+            restartErrors.push(error);
+          }),
+        );
       }
     })();
+    const deadlineAtMs = startedAtMs + options.maxSeconds * 1000;
     let placed: Awaited<ReturnType<typeof placeOrders>>;
     try {
       placed = await placeOrders({
@@ -76,33 +89,41 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
         runId,
         workers: options.workers,
         orders: options.orders,
-        deadlineAtMs: startedAtMs + options.maxSeconds * 1000,
+        keepGoing: () => Date.now() < deadlineAtMs && io.signal?.aborted !== true,
         timeoutMs: options.timeoutMs,
         maxCalls: 5,
         onSettled: (done) => progress.update(snapshot(done)),
       });
     } finally {
-      placing = false;
+      placing.abort();
       await killer;
       await Promise.all(restarts);
-      await proxy.close();
-      await fleet.stop();
     }
     progress.finish(snapshot(placed.orders.length));
+    if (restartErrors.length > 0) {
+      throw new Error(`a killed service process did not start again: ${String(restartErrors[0])}`);
+    }
+    await proxy.close();
+    await fleet.stop();
 
     const stored = await readChaosOrders(scratch.database, chaosTenant, skuPrefix(runId));
     const figures = auditOrders(placed.orders, stored);
+    const problems = {
+      serverErrors: placed.counts.otherServerErrors,
+      unexpectedExits: fleet.unexpectedExits,
+    };
     const { progress: _p, jsonPath: _j, postgresUrl: _pg, redisUrl: _r, ...settings } = options;
     const report: ChaosReport = {
-      passed: passed(figures),
+      passed: passed(figures, problems),
       runId,
       data: scratch.describe,
       settings,
       durationMs: Date.now() - startedAtMs,
-      faults: faultsFrom(proxy.counts, placed.counts, fleet),
+      faults: faultsFrom(counts, placed.counts, fleet),
+      problems,
       traffic: {
         httpAttempts: placed.orders.reduce((sum, order) => sum + order.attempts, 0),
-        proxiedResponses: proxy.counts.responses,
+        proxiedResponses: counts.responses,
         failedAttemptsByKind: placed.counts.failedAttempts,
         callerRepeats: placed.counts.callerRepeats,
       },
@@ -112,6 +133,7 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
     if (options.jsonPath) await writeFile(options.jsonPath, `${JSON.stringify(report, null, 2)}\n`);
     return report;
   } finally {
+    await proxy?.close();
     await fleet.stop();
     await scratch.remove();
   }

@@ -2,6 +2,7 @@
 // and behave as the Guarantees ask of a caller: one key per logical order, kept until it settles.
 import { createClient } from '../client/index.js';
 import type { ClientError, ErrorKind } from '../client/result.js';
+import { injectedFaultType } from '../service/test-hooks.js';
 
 export interface WorkerOptions {
   baseUrl: string;
@@ -10,8 +11,8 @@ export interface WorkerOptions {
   workers: number;
   /** Logical orders to place in all (the run may end sooner at `deadlineAtMs`). */
   orders: number;
-  /** No new logical order starts after this time; those under way finish. */
-  deadlineAtMs: number;
+  /** Asked before each new logical order: false once time is up or the run was interrupted. */
+  keepGoing: () => boolean;
   timeoutMs: number;
   /** Calls (each with the client's own retries) per logical order before its caller gives up. */
   maxCalls: number;
@@ -22,7 +23,7 @@ export interface WorkerOptions {
 export type CallerOutcome =
   /** A 201 (first or replayed) naming the order. */
   | { kind: 'created'; orderId: string }
-  /** The server refused it for good (a 4xx that retrying cannot change). */
+  /** The call failed for good with an answer retrying cannot change (a 4xx, a bad response). */
   | { kind: 'refused'; status: number | undefined; errorKind: ErrorKind }
   /** Gave up without knowing; `sent` says whether the server may have acted. */
   | { kind: 'unknown'; sent: 'no' | 'maybe' | 'yes'; errorKind: ErrorKind };
@@ -40,8 +41,10 @@ export interface LogicalOrder {
 export interface WorkerCounts {
   /** Failed attempts the client saw, by kind (`server`, `timeout`, `network`, `in_use`, …). */
   failedAttempts: Partial<Record<ErrorKind, number>>;
-  /** 5xx answers by status. */
-  serverStatuses: Record<string, number>;
+  /** 5xx answers the test hooks injected, by status. */
+  injectedServerErrors: Record<string, number>;
+  /** Every other 5xx answer, by status: a 500 among them is a bug. */
+  otherServerErrors: Record<string, number>;
   /** Calls repeated by the caller with the same key after the client gave up. */
   callerRepeats: number;
 }
@@ -61,11 +64,18 @@ function skuFor(runId: string, index: number): string {
 export async function placeOrders(
   options: WorkerOptions,
 ): Promise<{ orders: LogicalOrder[]; counts: WorkerCounts }> {
-  const counts: WorkerCounts = { failedAttempts: {}, serverStatuses: {}, callerRepeats: 0 };
+  const counts: WorkerCounts = {
+    failedAttempts: {},
+    injectedServerErrors: {},
+    otherServerErrors: {},
+    callerRepeats: 0,
+  };
   const countFailure = (error: ClientError) => {
     counts.failedAttempts[error.kind] = (counts.failedAttempts[error.kind] ?? 0) + 1;
     if (error.status !== undefined && error.status >= 500) {
-      counts.serverStatuses[error.status] = (counts.serverStatuses[error.status] ?? 0) + 1;
+      const injected = error.problem?.type?.endsWith(`:${injectedFaultType}`) === true;
+      const bucket = injected ? counts.injectedServerErrors : counts.otherServerErrors;
+      bucket[error.status] = (bucket[error.status] ?? 0) + 1;
     }
   };
   const client = createClient({
@@ -130,7 +140,7 @@ export async function placeOrders(
   }
 
   async function worker(): Promise<void> {
-    while (next < options.orders && Date.now() < options.deadlineAtMs) {
+    while (next < options.orders && options.keepGoing()) {
       const order = await placeOne(next++);
       orders.push(order);
       options.onSettled?.(orders.length);

@@ -68,9 +68,25 @@ async function chaos(args: string[]): Promise<number> {
     process.stderr.write(`retrysafe chaos: ${error instanceof Error ? error.message : String(error)}\n`);
     return 2;
   }
-  const report = await runChaos(options, {
-    stdout: (text) => process.stdout.write(text),
-    stderr: (text) => process.stderr.write(text),
-  });
-  return report.passed ? 0 : 1;
+  // Ctrl-C (or a CI timeout's SIGTERM) ends the run early but still stops the service
+  // processes and removes the scratch database; a second one exits at once.
+  const interrupted = new AbortController();
+  const onSignal = () => {
+    if (interrupted.signal.aborted) process.exit(130);
+    process.stderr.write('\nretrysafe chaos: stopping; cleaning up (again to quit at once)\n');
+    interrupted.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const report = await runChaos(options, {
+      stdout: (text) => process.stdout.write(text),
+      stderr: (text) => process.stderr.write(text),
+      signal: interrupted.signal,
+    });
+    return report.passed ? 0 : 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }

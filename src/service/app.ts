@@ -135,7 +135,7 @@ export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<
 
   operationsRoutes(app, data, metrics);
   userRoutes(app, data, hooks);
-  orderRoutes(app, data, hooks);
+  orderRoutes(app, data, hooks, { keyOrdersOnRecord: options.idempotencyStore !== undefined });
 
   const stopReaper = app.idempotencyEngine.startReaper({
     onError: (error) => app.log.warn({ err: error }, 'idempotency reaper failed'),

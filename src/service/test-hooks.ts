@@ -3,7 +3,7 @@
 // a server at exactly those points; and they make a share of writes fail with a 5xx, before
 // or after the handler's writes, for `retrysafe chaos`.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ServiceUnavailableError } from '../http/problem.js';
+import { ProblemError } from '../http/problem.js';
 
 const maxDelayMs = 120_000;
 
@@ -41,9 +41,30 @@ export interface TestHooks {
   afterWrites(request: FastifyRequest): void;
 }
 
-/** Thrown by the fault switch after the writes; the service answers it as a plain 500. */
-export class InjectedFaultError extends Error {
+/** Problem type of every injected failure, so `retrysafe chaos` can tell them from real ones. */
+export const injectedFaultType = 'injected-fault';
+
+/** An injected failure: 503 before the writes (retryable), 500 after them (must roll them back). */
+export class InjectedFaultError extends ProblemError {
   override name = 'InjectedFaultError';
+  constructor(where: 'before' | 'after') {
+    super(
+      where === 'before'
+        ? {
+            status: 503,
+            type: injectedFaultType,
+            title: 'Service unavailable',
+            detail: 'Injected fault: this instance refused the write before making it.',
+            headers: { 'retry-after': '1' },
+          }
+        : {
+            status: 500,
+            type: injectedFaultType,
+            title: 'Internal server error',
+            detail: 'Injected fault after the writes; they were rolled back.',
+          },
+    );
+  }
 }
 
 const noHooks: TestHooks = { beforeWrites: async () => {}, afterWrites: () => {} };
@@ -79,14 +100,10 @@ export function registerTestHooks(
         request.log.info({ delayMs: ms }, 'test hook: holding the request inside its handler');
         await sleep(ms);
       }
-      if (failures.get(request) === 'before') {
-        throw new ServiceUnavailableError('Injected fault: this instance is failing writes.', 1);
-      }
+      if (failures.get(request) === 'before') throw new InjectedFaultError('before');
     },
     afterWrites(request) {
-      if (failures.get(request) === 'after') {
-        throw new InjectedFaultError('injected fault after the writes; the transaction must roll back');
-      }
+      if (failures.get(request) === 'after') throw new InjectedFaultError('after');
     },
   };
 }

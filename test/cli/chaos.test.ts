@@ -49,7 +49,10 @@ function expectCleanRun(report: ChaosReport): void {
   expect(report.faults.restarts).toBe(report.faults.kills);
   expect(report.faults.responsesReset).toBeGreaterThan(0);
   expect(report.faults.responsesDelayed).toBeGreaterThan(0);
+  // Both injected failures happened (503 before the writes, 500 after them), and nothing else.
   expect(Object.keys(report.faults.serverErrors).sort()).toEqual(['500', '503']);
+  expect(report.problems.serverErrors['500']).toBeUndefined();
+  expect(report.problems.unexpectedExits).toEqual([]);
   expect(report.orders.replayedAnswers).toBeGreaterThan(0);
 }
 

@@ -1,11 +1,10 @@
 // Starts the reference service as a real child process (`node bin/retrysafe.js serve`) on a
 // free loopback port with its own temporary SQLite file. Needs `npm run build` first.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-
-const binPath = new URL('../../bin/retrysafe.js', import.meta.url).pathname;
+import { spawnService } from '../../src/service/spawn.js';
 
 export interface StartServiceOptions {
   /** Extra environment; RETRYSAFE_TEST_HOOKS=1 is always set. */
@@ -36,37 +35,16 @@ export async function startService(options: StartServiceOptions = {}): Promise<S
       ? mkdtempSync(join(tmpdir(), 'retrysafe-test-'))
       : undefined;
   const dbPath = options.databaseUrl ?? options.dbPath ?? join(ownDir!, 'service.db');
-  const child = spawn(
-    process.execPath,
-    [binPath, 'serve', '--port', '0', '--host', '127.0.0.1', '--db', dbPath],
-    {
-      env: { ...process.env, LOG_LEVEL: 'info', ...options.env, RETRYSAFE_TEST_HOOKS: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
   const logs: string[] = [];
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = await new Promise<string>((resolve, reject) => {
-    let buffered = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      for (const line of lines) {
-        logs.push(line);
-        const match = /listening on (http:\/\/\S+)/.exec(line);
-        if (match) resolve(match[1]!);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`service exited (${code}) before listening: ${stderr}`)));
+  const { child, url, exited } = await spawnService({
+    db: dbPath,
+    env: { LOG_LEVEL: 'info', ...options.env, RETRYSAFE_TEST_HOOKS: '1' },
+    onLine: (line) => logs.push(line),
   });
   const cleanup = () => {
     if (ownDir) rmSync(ownDir, { recursive: true, force: true });
   };
+  const running = () => child.exitCode === null && child.signalCode === null;
   return {
     url,
     dbPath,
@@ -75,12 +53,12 @@ export async function startService(options: StartServiceOptions = {}): Promise<S
     logRecords: () =>
       logs.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>),
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      if (running()) child.kill('SIGTERM');
       await exited;
       cleanup();
     },
     async kill(signal = 'SIGKILL') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      if (running()) child.kill(signal);
       await exited;
     },
   };

@@ -58,8 +58,8 @@ export interface OrderRepository<Tx> {
   list(tenant: string, afterSeq: number, limit: number): Promise<Page<StoredOrder>>;
   /**
    * Inserts the order unless this tenant already has one with its id, and returns the stored
-   * row. Order ids come from the idempotency record, so a re-execution after a lease takeover
-   * (possible when records live outside the database, in Redis) finds the first run's order.
+   * row. With idempotency records in Redis the id is the record's, so a re-execution after a
+   * lease takeover finds the first run's order (see OrderRouteOptions).
    */
   insertOnce(tx: Tx, order: StoredOrder): Promise<StoredOrder>;
   count(tenant: string): Promise<number>;
