@@ -134,8 +134,10 @@ export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<
   });
 
   operationsRoutes(app, data, metrics);
-  userRoutes(app, data, hooks);
-  orderRoutes(app, data, hooks, { keyOrdersOnRecord: options.idempotencyStore !== undefined });
+  // With records outside the database (Redis), created rows are keyed on the record.
+  const writeOptions = { keyWritesOnRecord: options.idempotencyStore !== undefined };
+  userRoutes(app, data, hooks, writeOptions);
+  orderRoutes(app, data, hooks, writeOptions);
 
   const stopReaper = app.idempotencyEngine.startReaper({
     onError: (error) => app.log.warn({ err: error }, 'idempotency reaper failed'),

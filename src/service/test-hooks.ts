@@ -38,7 +38,7 @@ export interface TestHooks {
   /** Inside the handler, before its writes. */
   beforeWrites(request: FastifyRequest): Promise<void>;
   /** Inside the write transaction, after the writes: a throw here must roll them back. */
-  afterWrites(request: FastifyRequest): void;
+  afterWrites(request: FastifyRequest): Promise<void>;
 }
 
 /** Problem type of every injected failure, so `retrysafe chaos` can tell them from real ones. */
@@ -67,7 +67,7 @@ export class InjectedFaultError extends ProblemError {
   }
 }
 
-const noHooks: TestHooks = { beforeWrites: async () => {}, afterWrites: () => {} };
+const noHooks: TestHooks = { beforeWrites: async () => {}, afterWrites: async () => {} };
 
 export function registerTestHooks(
   app: FastifyInstance,
@@ -102,7 +102,12 @@ export function registerTestHooks(
       }
       if (failures.get(request) === 'before') throw new InjectedFaultError('before');
     },
-    afterWrites(request) {
+    async afterWrites(request) {
+      const ms = delayFrom(request, 'x-test-delay-after-writes-ms');
+      if (ms > 0) {
+        request.log.info({ delayMs: ms }, 'test hook: holding the transaction after its writes');
+        await sleep(ms);
+      }
       if (failures.get(request) === 'after') throw new InjectedFaultError('after');
     },
   };

@@ -1,7 +1,8 @@
-// A request that stalls past its lease while another request with the same key takes over:
-// with records in the SQL database the stalled one's fenced commit rolls back; with records in
-// Redis its SQL commit cannot be fenced, so the order id comes from the idempotency record and
-// the second insert finds the first. Either way: one key, one order.
+// A request that outlives its lease while another request with the same key takes over:
+// with records in the SQL database the late one's fenced commit rolls back; with records in
+// Redis its SQL commit cannot be fenced, so created rows take their id from the idempotency
+// record and a second run finds the first run's row. Either way: one key, one order, one
+// user, and the key's answer is the 201 (never "username taken" for the caller's own user).
 import { randomBytes } from 'node:crypto';
 import { createClient } from 'redis';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -68,5 +69,38 @@ describe.each([
     expect(again.status).toBe(201);
     expect(again.headers.get('idempotent-replayed')).toBe('true');
     expect(again.json.id).toBe(retry!.json.id);
+  });
+
+  it('creates one user, and answers 201 for it, when the first request commits after its lease ended', async () => {
+    const service = await startService({ env: { ...env, IDEMPOTENCY_LEASE_MS: '500' } });
+    services.push(service);
+    const client = api(service.url);
+    const key = `late-${randomBytes(4).toString('hex')}`;
+    const body = { username: `late_${randomBytes(3).toString('hex')}`, email: 'late@example.com' };
+    // Held inside its transaction after its insert, past the lease: with records in Redis a
+    // retry takes the key over meanwhile and runs the handler again.
+    const stalled = client('/users', {
+      method: 'POST',
+      body,
+      headers: { 'idempotency-key': key, 'x-test-delay-after-writes-ms': '2500' },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    let retry: Awaited<ReturnType<typeof client>> | undefined;
+    for (let i = 0; i < 100; i++) {
+      retry = await client('/users', { method: 'POST', body, headers: { 'idempotency-key': key } });
+      if (retry.status !== 409 || retry.json.type !== 'urn:retrysafe:problem:idempotency-key-in-use') break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await stalled;
+    // Never "username taken" for the caller's own user: the key's answer is the 201.
+    expect(retry?.status).toBe(201);
+    const users = (await client('/users?limit=100')).json.data.filter(
+      (u: { username: string }) => u.username === body.username,
+    );
+    expect(users).toHaveLength(1);
+    expect(retry!.json.id).toBe(users[0].id);
+    const again = await client('/users', { method: 'POST', body, headers: { 'idempotency-key': key } });
+    expect(again.status).toBe(201);
+    expect(again.json.id).toBe(users[0].id);
   });
 });

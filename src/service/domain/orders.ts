@@ -47,7 +47,6 @@ export function serializeOrder(order: Order): string {
   return JSON.stringify(orderRepresentation(order));
 }
 
-/** `id`: the idempotency record's id, so every execution for one key builds the same order. */
 export function buildOrder(tenant: string, input: OrderInput, id: string = randomUUID()): StoredOrder {
   const order: Order = {
     id,

@@ -14,25 +14,15 @@ import {
 import { idParamsSchema, orderInputSchema, orderSchema, problemResponses } from '../schemas.js';
 import type { TestHooks } from '../test-hooks.js';
 import { listRoute } from './list.js';
+import { idForCreate, type WriteRouteOptions } from './record-ids.js';
 
 const json = 'application/json; charset=utf-8';
-
-export interface OrderRouteOptions {
-  /**
-   * Idempotency records live outside the orders' database (Redis), so a request that outlived
-   * its lease can commit after a takeover ran it again: the order id is then the record's id
-   * (the same for every run of one key) and the second insert finds the first order. With
-   * records in the database the fenced commit rules a second run out, and a fresh id keeps a
-   * broken fence visible as a duplicate (what `retrysafe chaos` counts).
-   */
-  keyOrdersOnRecord: boolean;
-}
 
 export function orderRoutes<Tx>(
   app: FastifyInstance,
   data: ServiceData<Tx>,
   hooks: TestHooks,
-  options: OrderRouteOptions,
+  options: WriteRouteOptions,
 ): void {
   app.post<{ Body: OrderInput }>(
     '/orders',
@@ -56,14 +46,10 @@ export function orderRoutes<Tx>(
     async (request, reply) => {
       const { tenant } = principalOf(request);
       await hooks.beforeWrites(request);
-      const order = buildOrder(
-        tenant,
-        request.body,
-        options.keyOrdersOnRecord ? request.idempotency?.recordId : undefined,
-      );
+      const order = buildOrder(tenant, request.body, idForCreate(request, options).id);
       return reply.idempotent<Tx>(async (tx) => {
         const stored = await data.orders.insertOnce(tx, order);
-        hooks.afterWrites(request);
+        await hooks.afterWrites(request);
         return {
           status: 201,
           headers: { location: orderPath(stored.id), etag: stored.etag, 'content-type': json },

@@ -32,6 +32,7 @@ import {
 import type { TestHooks } from '../test-hooks.js';
 import { validateParamsFirst } from '../validation.js';
 import { listRoute } from './list.js';
+import { idForCreate, type WriteRouteOptions } from './record-ids.js';
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -45,7 +46,12 @@ declare module 'fastify' {
   }
 }
 
-export function userRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hooks: TestHooks): void {
+export function userRoutes<Tx>(
+  app: FastifyInstance,
+  data: ServiceData<Tx>,
+  hooks: TestHooks,
+  options: WriteRouteOptions,
+): void {
   app.decorateRequest('userWrite', null);
 
   app.post<{ Body: UserInput }>(
@@ -64,14 +70,21 @@ export function userRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hook
     async (request, reply) => {
       const { tenant } = principalOf(request);
       await hooks.beforeWrites(request);
-      const user = buildUser(tenant, crypto.randomUUID(), request.body);
+      const { id, fromRecord } = idForCreate(request, options);
       const seeOther = wantsHtmlRedirect(request);
       return reply.idempotent<Tx>(async (tx) => {
+        let user = buildUser(tenant, id, request.body);
         const result = await data.users.insert(tx, user);
-        if (!result.ok) {
+        // Our own row from an earlier run of this key (records in Redis): answer with it.
+        const earlierRun =
+          fromRecord && !result.ok && (result.reason === 'id-taken' || result.existingId === id);
+        const existing = earlierRun ? await data.users.get(tenant, id) : undefined;
+        if (existing) user = existing;
+        else if (!result.ok) {
           if (result.reason === 'username-taken') throw usernameTaken(user.username, result.existingId);
           throw new Error('a freshly generated user id collided');
         }
+        await hooks.afterWrites(request);
         const location = userPath(user.id);
         if (seeOther) {
           return {
