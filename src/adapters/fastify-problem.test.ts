@@ -14,8 +14,8 @@ import {
   problemClientErrorHandler,
   problemConnectHandler,
   problemErrorHandler,
-  problemFrameworkErrors,
   problemNotFoundHandler,
+  problemServerOptions,
 } from './fastify-problem.js';
 
 const bodySchema = {
@@ -279,7 +279,7 @@ describe('requests refused before routing', () => {
   it('answers an undecodable URL with 400 and a too-long path parameter with 414, as problems', async () => {
     app = Fastify({
       logger: false,
-      frameworkErrors: problemFrameworkErrors,
+      frameworkErrors: problemServerOptions.frameworkErrors,
       routerOptions: { maxParamLength: 10 },
     });
     app.setErrorHandler(problemErrorHandler);

@@ -92,19 +92,6 @@ export function problemNotFoundHandler(request: FastifyRequest, reply: FastifyRe
   );
 }
 
-/**
- * Fastify's `frameworkErrors` option: a URL that does not decode (400) or a path parameter
- * longer than the router's `maxParamLength` (414) fails before any route or hook runs; without
- * this Fastify answers those with its own application/json body.
- */
-export function problemFrameworkErrors(
-  error: FastifyError,
-  request: FastifyRequest,
-  reply: FastifyReply,
-): void {
-  problemErrorHandler(error, request, reply);
-}
-
 const clientErrorAnswers: Record<string, [status: number, detail: string]> = {
   ERR_HTTP_REQUEST_TIMEOUT: [408, 'The request did not arrive in time; send it again.'],
   HPE_HEADER_OVERFLOW: [
@@ -222,7 +209,9 @@ function escapePointer(segment: string): string {
  * hook `useProblemDetails` adds, which answers it as a problem instead of Node's bare 400.
  */
 export const problemServerOptions = {
-  frameworkErrors: problemFrameworkErrors,
+  // A URL that does not decode (400) or a path parameter longer than the router's
+  // `maxParamLength` (414) fails before any route or hook runs.
+  frameworkErrors: problemErrorHandler,
   clientErrorHandler: problemClientErrorHandler,
   http: { requireHostHeader: false },
 };

@@ -28,7 +28,6 @@ export {
   problemClientErrorHandler,
   problemConnectHandler,
   problemErrorHandler,
-  problemFrameworkErrors,
   problemNotFoundHandler,
   problemServerOptions,
   sendProblem,

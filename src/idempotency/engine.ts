@@ -17,6 +17,8 @@ export const defaultRetentionMs = 24 * 60 * 60 * 1000;
 export const defaultInUseRetryAfterMs = 1_000;
 export const defaultReapBatchSize = 500;
 export const defaultReapIntervalMs = 60_000;
+/** A retention of milliseconds (tests) must not make the reaper spin. */
+const minReapIntervalMs = 1_000;
 
 export type TransactionRunner<Tx> = <T>(work: (tx: Tx) => Promise<T>) => Promise<T>;
 
@@ -144,16 +146,20 @@ export class IdempotencyEngine<Tx = never> {
   }
 
   /**
-   * Runs `reap` every `intervalMs` (default: a minute, or the retention if shorter, so a
-   * stored response never outlives its retention by more than that) until the returned
-   * function is called. Never keeps the process alive.
+   * Runs `reap` every `intervalMs` (default: a minute, or the retention if shorter but at
+   * least a second, so a stored response never outlives its retention by much more) until the
+   * returned function is called. Never keeps the process alive.
    */
   startReaper(
     options: { intervalMs?: number; batchSize?: number; onError?: (error: unknown) => void } = {},
   ): () => void {
-    const timer = setInterval(() => {
-      this.reap(options.batchSize).catch((error: unknown) => options.onError?.(error));
-    }, options.intervalMs ?? Math.min(defaultReapIntervalMs, this.options.retentionMs));
+    const timer = setInterval(
+      () => {
+        this.reap(options.batchSize).catch((error: unknown) => options.onError?.(error));
+      },
+      options.intervalMs ??
+        Math.max(minReapIntervalMs, Math.min(defaultReapIntervalMs, this.options.retentionMs)),
+    );
     timer.unref();
     return () => clearInterval(timer);
   }
