@@ -12,6 +12,14 @@ function delayFrom(request: FastifyRequest, header: string): number {
   return Number.isFinite(value) && value > 0 ? Math.min(value, maxDelayMs) : 0;
 }
 
+/** Waits as long as the request's `header` asks (capped), logging what it holds. */
+async function holdIfAsked(request: FastifyRequest, header: string, what: string): Promise<void> {
+  const ms = delayFrom(request, header);
+  if (ms === 0) return;
+  request.log.info({ delayMs: ms }, `test hook: holding ${what}`);
+  await sleep(ms);
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -86,28 +94,16 @@ export function registerTestHooks(
     });
   }
   app.addHook('onSend', async (request, _reply, payload) => {
-    const ms = delayFrom(request, 'x-test-delay-after-commit-ms');
-    if (ms > 0) {
-      request.log.info({ delayMs: ms }, 'test hook: holding the response after commit');
-      await sleep(ms);
-    }
+    await holdIfAsked(request, 'x-test-delay-after-commit-ms', 'the response after commit');
     return payload;
   });
   return {
     async beforeWrites(request) {
-      const ms = delayFrom(request, 'x-test-delay-ms');
-      if (ms > 0) {
-        request.log.info({ delayMs: ms }, 'test hook: holding the request inside its handler');
-        await sleep(ms);
-      }
+      await holdIfAsked(request, 'x-test-delay-ms', 'the request inside its handler');
       if (failures.get(request) === 'before') throw new InjectedFaultError('before');
     },
     async afterWrites(request) {
-      const ms = delayFrom(request, 'x-test-delay-after-writes-ms');
-      if (ms > 0) {
-        request.log.info({ delayMs: ms }, 'test hook: holding the transaction after its writes');
-        await sleep(ms);
-      }
+      await holdIfAsked(request, 'x-test-delay-after-writes-ms', 'the transaction after its writes');
       if (failures.get(request) === 'after') throw new InjectedFaultError('after');
     },
   };
