@@ -6,12 +6,12 @@ import { RedisStorageAdapter } from '@node-idempotency/storage-adapter-redis';
 import Fastify from 'fastify';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
-import { idempotency } from '../dist/adapters/fastify.js';
-import { openPostgresServiceData } from '../dist/service/data/postgres.js';
-import { openSqliteServiceData } from '../dist/service/data/sqlite.js';
-import { buildOrder, orderPath, serializeOrder } from '../dist/service/domain/orders.js';
-import { orderInputSchema } from '../dist/service/schemas.js';
-import { createRedisStore } from '../dist/stores/redis.js';
+import { idempotency } from 'retrysafe/fastify';
+import { createRedisStore } from 'retrysafe/stores/redis';
+import { openPostgresServiceData } from '../apps/service/dist/data/postgres.js';
+import { openSqliteServiceData } from '../apps/service/dist/data/sqlite.js';
+import { buildOrder, orderPath, serializeOrder } from '../apps/service/dist/domain/orders.js';
+import { orderInputSchema } from '../apps/service/dist/schemas.js';
 import { variants } from './variants.js';
 
 const tenant = 'bench';

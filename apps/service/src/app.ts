@@ -1,0 +1,149 @@
+// Assembles the reference service from retrysafe's public parts: the Fastify adapter, the
+// HTTP helpers and a store. Users copy this file as the template for their own service.
+import cors from '@fastify/cors';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import { defaultLeaseMs, defaultRetentionMs, type IdempotencyStore } from 'retrysafe';
+import { formBodies, idempotency, problemServerOptions, useProblemDetails } from 'retrysafe/fastify';
+import { principalOf, registerAuth } from './auth.js';
+import type { ServiceData } from './data/types.js';
+import { logFingerprint, serviceLoggerOptions } from './log-fields.js';
+import { ServiceMetrics } from './metrics.js';
+import { operationsRoutes } from './routes/operations.js';
+import { orderRoutes } from './routes/orders.js';
+import { userRoutes } from './routes/users.js';
+import { registerTestHooks } from './test-hooks.js';
+import { registerValidation } from './validation.js';
+
+export interface ServiceOptions<Tx> {
+  data: ServiceData<Tx>;
+  /** Idempotency records elsewhere than the business data (e.g. Redis). Default: `data.store`. */
+  idempotencyStore?: IdempotencyStore<Tx>;
+  leaseMs?: number;
+  retentionMs?: number;
+  logger?: FastifyServerOptions['logger'];
+  /** Enables the x-test-delay-* headers. Never in production. */
+  testHooks?: boolean;
+  /** Browser origins allowed to call the service; `['*']` for any. Default: none. */
+  corsOrigins?: string[];
+  /** Largest request body (JSON or form) in bytes; a larger one is 413. Default 1 MiB. */
+  bodyLimitBytes?: number;
+}
+
+/**
+ * 1 MiB: a user is under 3 KiB and a 100-item order under 20 KiB, so this leaves room without
+ * letting one request hold much memory or CPU. Larger bodies get 413 problem+json, whether the
+ * Content-Length says so up front or a chunked body grows past it.
+ */
+export const defaultBodyLimitBytes = 1024 * 1024;
+
+/**
+ * Longest path parameter the router matches, in characters. Ids are UUIDs (36) and the schemas
+ * allow 64 (400 above that); past this the router stops early with 414 problem+json.
+ */
+export const maxPathParamLength = 100;
+
+/** Headers a browser script must be able to read for safe retries and If-Match. */
+const exposedHeaders = ['Location', 'ETag', 'Idempotent-Replayed', 'Retry-After', 'Link'];
+
+export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<FastifyInstance> {
+  const { data } = options;
+  const app = Fastify({
+    logger: options.logger ?? serviceLoggerOptions('info'),
+    // One line per request comes from our onResponse hook, with the fields operators need.
+    logController: new LogController({ disableRequestLogging: true }),
+    // Header values never reach the logs, but request ids do: they tie log lines together.
+    requestIdHeader: 'x-request-id',
+    bodyLimit: options.bodyLimitBytes ?? defaultBodyLimitBytes,
+    routerOptions: { maxParamLength: maxPathParamLength },
+    // Requests refused before any route runs answer problem+json too: a URL that does not
+    // decode or a too-long path parameter (router), and what Node's HTTP parser rejects.
+    ...problemServerOptions,
+  });
+  const metrics = new ServiceMetrics();
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'retrysafe reference service',
+        version: '0.1.0',
+        description: 'Users and orders whose writes are safe to retry. Errors are application/problem+json.',
+      },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
+      security: [{ apiKey: [] }],
+    },
+  });
+  const corsOrigins = options.corsOrigins ?? [];
+  if (corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: corsOrigins.includes('*') ? '*' : corsOrigins,
+      methods: ['GET', 'POST', 'PUT', 'DELETE'],
+      allowedHeaders: [
+        'Authorization',
+        'Content-Type',
+        'Idempotency-Key',
+        'If-Match',
+        'If-None-Match',
+        'Prefer',
+        'X-Retry-Count',
+      ],
+      exposedHeaders,
+      maxAge: 600,
+    });
+  }
+  useProblemDetails(app);
+  registerValidation(app);
+  // JSON and HTML forms only: Fastify's default text/plain parser let a text body through to
+  // the schema as a string (422 "must be object") where a media type it does not take is 415.
+  app.removeContentTypeParser('text/plain');
+  await app.register(formBodies);
+  registerAuth(app, data.apiKeys);
+
+  const store = options.idempotencyStore ?? data.store;
+  await app.register(idempotency<Tx>, {
+    store,
+    leaseMs: options.leaseMs ?? defaultLeaseMs,
+    retentionMs: options.retentionMs ?? defaultRetentionMs,
+    // A store without transactions (Redis) runs the writes in the SQL database's transaction.
+    ...(store.transaction ? {} : { transaction: data.transaction }),
+    scope: (request) => principalOf(request).tenant,
+    onOutcome: (outcome) => metrics.idempotency.inc({ outcome }),
+  });
+  const hooks = registerTestHooks(app, options.testHooks === true);
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const retryCount = Number(request.headers['x-retry-count'] ?? 0);
+    metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    metrics.duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    if (retryCount > 0) metrics.retried.inc({ method: request.method, route });
+    request.log.info(
+      {
+        method: request.method,
+        route,
+        status: reply.statusCode,
+        durationMs: Math.round(reply.elapsedTime * 100) / 100,
+        tenant: request.principal?.tenant,
+        idempotencyKeySha256: logFingerprint(request.idempotency?.key),
+        idempotencyOutcome: request.idempotency?.outcome,
+        retryCount: Number.isFinite(retryCount) ? retryCount : undefined,
+      },
+      'request',
+    );
+  });
+
+  operationsRoutes(app, data, metrics);
+  // With records outside the database (Redis), created rows are keyed on the record.
+  const writeOptions = { keyWritesOnRecord: options.idempotencyStore !== undefined };
+  userRoutes(app, data, hooks, writeOptions);
+  orderRoutes(app, data, hooks, writeOptions);
+
+  const stopReaper = app.idempotencyEngine.startReaper({
+    onError: (error) => app.log.warn({ err: error }, 'idempotency reaper failed'),
+  });
+  app.addHook('onClose', async () => {
+    stopReaper();
+  });
+  return app;
+}

@@ -1,0 +1,153 @@
+// The callers of a chaos run: concurrent workers that place orders through `retrysafe/client`
+// and behave as the Guarantees ask of a caller: one key per logical order, kept until it settles.
+
+import type { ClientError, ErrorKind } from 'retrysafe/client';
+import { createClient } from 'retrysafe/client';
+import { injectedFaultType } from '../test-hooks.js';
+
+export interface WorkerOptions {
+  baseUrl: string;
+  token: string;
+  runId: string;
+  workers: number;
+  /** Logical orders to place in all (the run may end sooner at `deadlineAtMs`). */
+  orders: number;
+  /** Asked before each new logical order: false once time is up or the run was interrupted. */
+  keepGoing: () => boolean;
+  timeoutMs: number;
+  /** Calls (each with the client's own retries) per logical order before its caller gives up. */
+  maxCalls: number;
+  onSettled?: (done: number) => void;
+}
+
+/** How one logical order ended for its caller. */
+export type CallerOutcome =
+  /** A 201 (first or replayed) naming the order. */
+  | { kind: 'created'; orderId: string }
+  /** The call failed for good with an answer retrying cannot change (a 4xx, a bad response). */
+  | { kind: 'refused'; status: number | undefined; errorKind: ErrorKind }
+  /** Gave up without knowing; `sent` says whether the server may have acted. */
+  | { kind: 'unknown'; sent: 'no' | 'maybe' | 'yes'; errorKind: ErrorKind };
+
+export interface LogicalOrder {
+  index: number;
+  sku: string;
+  idempotencyKey: string;
+  outcome: CallerOutcome;
+  /** HTTP attempts over all calls. */
+  attempts: number;
+  replayed: boolean;
+}
+
+export interface WorkerCounts {
+  /** Failed attempts the client saw, by kind (`server`, `timeout`, `network`, `in_use`, …). */
+  failedAttempts: Partial<Record<ErrorKind, number>>;
+  /** 5xx answers the test hooks injected, by status. */
+  injectedServerErrors: Record<string, number>;
+  /** Every other 5xx answer, by status: a 500 among them is a bug. */
+  otherServerErrors: Record<string, number>;
+  /** Calls repeated by the caller with the same key after the client gave up. */
+  callerRepeats: number;
+}
+
+/** Outcomes a caller keeps retrying with the same key: the order may or may not exist yet. */
+const unsettledKinds = new Set<ErrorKind>(['server', 'timeout', 'network', 'in_use', 'rate_limited']);
+
+/** Every order of a run carries its logical order's SKU, so the audit can find and count it. */
+export function skuPrefix(runId: string): string {
+  return `chaos-${runId}-`;
+}
+
+function skuFor(runId: string, index: number): string {
+  return `${skuPrefix(runId)}${index}`;
+}
+
+export async function placeOrders(
+  options: WorkerOptions,
+): Promise<{ orders: LogicalOrder[]; counts: WorkerCounts }> {
+  const counts: WorkerCounts = {
+    failedAttempts: {},
+    injectedServerErrors: {},
+    otherServerErrors: {},
+    callerRepeats: 0,
+  };
+  const countFailure = (error: ClientError) => {
+    counts.failedAttempts[error.kind] = (counts.failedAttempts[error.kind] ?? 0) + 1;
+    if (error.status !== undefined && error.status >= 500) {
+      const injected = error.problem?.type?.endsWith(`:${injectedFaultType}`) === true;
+      const bucket = injected ? counts.injectedServerErrors : counts.otherServerErrors;
+      bucket[error.status] = (bucket[error.status] ?? 0) + 1;
+    }
+  };
+  const client = createClient({
+    baseUrl: options.baseUrl,
+    token: options.token,
+    timeoutMs: options.timeoutMs,
+    deadlineMs: options.timeoutMs * 8,
+    retry: { maxAttempts: 6, baseDelayMs: 50, maxDelayMs: 1_000 },
+    onRetry: (info) => countFailure(info.error),
+  });
+
+  const orders: LogicalOrder[] = [];
+  let next = 0;
+  async function placeOne(index: number): Promise<LogicalOrder> {
+    const sku = skuFor(options.runId, index);
+    const idempotencyKey = `${options.runId}-${index}`;
+    const body = { items: [{ sku, quantity: 1 + (index % 3), unitPriceCents: 250 }], currency: 'EUR' };
+    let attempts = 0;
+    let sentMaybe = false;
+    let last: ClientError | undefined;
+    for (let call = 0; call < options.maxCalls; call++) {
+      if (call > 0) {
+        counts.callerRepeats++;
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.min(2_000, (last?.retryAfterMs ?? 200) * call)),
+        );
+      }
+      const result = await client.post<{ id: string }>('/orders', body, { idempotencyKey });
+      if (result.ok) {
+        return {
+          index,
+          sku,
+          idempotencyKey,
+          outcome: { kind: 'created', orderId: result.data.id },
+          attempts: attempts + result.attempts,
+          replayed: result.replayed,
+        };
+      }
+      last = result.error;
+      attempts += last.attempts;
+      countFailure(last);
+      if (last.sent !== 'no') sentMaybe = true;
+      if (!unsettledKinds.has(last.kind)) {
+        return {
+          index,
+          sku,
+          idempotencyKey,
+          outcome: { kind: 'refused', status: last.status, errorKind: last.kind },
+          attempts,
+          replayed: false,
+        };
+      }
+    }
+    return {
+      index,
+      sku,
+      idempotencyKey,
+      outcome: { kind: 'unknown', sent: sentMaybe ? 'maybe' : 'no', errorKind: last!.kind },
+      attempts,
+      replayed: false,
+    };
+  }
+
+  async function worker(): Promise<void> {
+    while (next < options.orders && options.keepGoing()) {
+      const order = await placeOne(next++);
+      orders.push(order);
+      options.onSettled?.(orders.length);
+    }
+  }
+  await Promise.all(Array.from({ length: options.workers }, worker));
+  orders.sort((a, b) => a.index - b.index);
+  return { orders, counts };
+}

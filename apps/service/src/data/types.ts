@@ -1,0 +1,87 @@
+// What the reference service needs from persistence. One interface, one implementation per
+// database, so routes never know whether they run on SQLite or PostgreSQL.
+import type { IdempotencyStore } from 'retrysafe';
+import type { StoredOrder } from '../domain/orders.js';
+import type { StoredUser } from '../domain/users.js';
+
+export type Role = 'writer' | 'reader';
+
+export interface ApiKeyRecord {
+  keyHash: string;
+  tenant: string;
+  role: Role;
+  label: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Sequence number to continue after, or undefined on the last page. */
+  nextAfterSeq: number | undefined;
+}
+
+/** One page from `limit + 1` rows ordered by sequence: the extra row only says there is more. */
+export function toPage<Row, T>(
+  rows: Row[],
+  limit: number,
+  map: (row: Row) => T,
+  seqOf: (row: Row) => number,
+): Page<T> {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return {
+    items: items.map(map),
+    nextAfterSeq: rows.length > limit && last !== undefined ? seqOf(last) : undefined,
+  };
+}
+
+export type InsertUserResult =
+  | { ok: true }
+  | { ok: false; reason: 'id-taken' }
+  | { ok: false; reason: 'username-taken'; existingId: string };
+export type ChangeUserResult =
+  | { ok: true }
+  | { ok: false; reason: 'stale' }
+  | { ok: false; reason: 'username-taken'; existingId: string };
+
+export interface UserRepository<Tx> {
+  get(tenant: string, id: string): Promise<StoredUser | undefined>;
+  list(tenant: string, afterSeq: number, limit: number): Promise<Page<StoredUser>>;
+  insert(tx: Tx, user: StoredUser): Promise<InsertUserResult>;
+  /** Replaces the row only while its ETag is still `expectedEtag` (compare-and-set). */
+  replace(tx: Tx, user: StoredUser, expectedEtag: string): Promise<ChangeUserResult>;
+  /** Deletes the row only while its ETag is still `expectedEtag`. */
+  delete(tx: Tx, tenant: string, id: string, expectedEtag: string): Promise<boolean>;
+}
+
+export interface OrderRepository<Tx> {
+  get(tenant: string, id: string): Promise<StoredOrder | undefined>;
+  list(tenant: string, afterSeq: number, limit: number): Promise<Page<StoredOrder>>;
+  /**
+   * Inserts the order unless this tenant already has one with its id, and returns the stored
+   * row. With idempotency records in Redis the id is the record's, so a re-execution after a
+   * lease takeover finds the first run's order (see OrderRouteOptions).
+   */
+  insertOnce(tx: Tx, order: StoredOrder): Promise<StoredOrder>;
+  count(tenant: string): Promise<number>;
+}
+
+export interface ApiKeyRepository {
+  find(keyHash: string): Promise<ApiKeyRecord | undefined>;
+  /** Adds a key; the first real key removes the demo keys. */
+  add(key: ApiKeyRecord): Promise<void>;
+  /** Seeds the demo keys when no key exists at all. Returns whether it did. */
+  seedDemoKeys(keys: ApiKeyRecord[]): Promise<boolean>;
+}
+
+export interface ServiceData<Tx> {
+  /** Idempotency records; shares the business database's transactions where it can. */
+  store: IdempotencyStore<Tx>;
+  /** Runs writes in one transaction of the business database. */
+  transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T>;
+  users: UserRepository<Tx>;
+  orders: OrderRepository<Tx>;
+  apiKeys: ApiKeyRepository;
+  /** A cheap round trip, for /healthz. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
