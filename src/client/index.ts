@@ -4,15 +4,14 @@
 export type {
   CallOptions,
   Change,
-  Client,
   DeleteOptions,
   PostOptions,
   PutOptions,
   Query,
   UpdateOptions,
   WriteOptions,
-} from './client.js';
-export { createClient } from './client.js';
+} from './call-options.js';
+export { type Client, createClient } from './client.js';
 export { classifyNetworkFailure, type NetworkFailure } from './network.js';
 export {
   type ClientOptions,

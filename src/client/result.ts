@@ -153,3 +153,17 @@ export function defaultMessage(kind: ErrorKind, status: number | undefined, path
       return 'The call was cancelled.';
   }
 }
+
+export function fail(error: ClientError): Failure {
+  return { ok: false, error };
+}
+
+/** `/items/0/sku: must be a string`, for one-line messages. */
+export function describeFieldError(error: FieldError): string {
+  const field = error.pointer === '' ? 'input' : error.pointer.slice(1).replaceAll('/', '.');
+  return `${field}: ${error.detail}`;
+}
+
+export function formatMs(ms: number): string {
+  return ms >= 1000 ? `${Math.round(ms / 100) / 10} s` : `${Math.round(ms)} ms`;
+}

@@ -1,0 +1,55 @@
+// What a caller can pass to one call of the client (get, post, put, delete, update), beside the
+// client-wide options in options.ts.
+
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+
+export type Query = Record<string, string | number | boolean | undefined>;
+
+export interface CallOptions<TData = unknown> {
+  signal?: AbortSignal;
+  /** Extra headers for this call; they override the client's. */
+  headers?: Record<string, string>;
+  /** Appended to the URL's query string; `undefined` values are left out. */
+  query?: Query;
+  /** Checks the success body; a mismatch is `bad_response`, so `data` is never wrongly typed. */
+  responseSchema?: StandardSchemaV1<unknown, TData>;
+}
+
+export interface WriteOptions<TData = unknown> extends CallOptions<TData> {
+  /** Checks the body before anything is sent; failure is `invalid_input` with field errors. */
+  schema?: StandardSchemaV1;
+  /** Send a flat object as `application/x-www-form-urlencoded` (URLSearchParams bodies always are). */
+  form?: boolean;
+}
+
+export interface PostOptions<TData = unknown> extends WriteOptions<TData> {
+  /**
+   * Your own key (kept on every retry), or `false` to send none. Without a key a POST is only
+   * retried when it certainly never left (connection refused, DNS failure).
+   */
+  idempotencyKey?: string | false;
+}
+
+export type PutOptions<TData = unknown> = WriteOptions<TData> &
+  (
+    | {
+        /** The ETag you read: replace only if nobody changed it since. */ ifMatch?: string;
+        ifNoneMatch?: never;
+      }
+    | { /** Create only: fail with 412 if the resource exists. */ ifNoneMatch: '*'; ifMatch?: never }
+  );
+
+export interface DeleteOptions<TData = unknown> extends CallOptions<TData> {
+  ifMatch?: string;
+}
+
+export interface UpdateOptions<TData = unknown> extends Omit<WriteOptions<TData>, 'query'> {
+  /** Re-reads after a 412 before giving up (default 3). */
+  maxConflictRetries?: number;
+}
+
+/**
+ * Receives a private copy of the current representation; mutate it or return the new body (it may
+ * be async). It runs again after a concurrent edit, so derive the change from what it is given.
+ */
+export type Change<TData> = (current: TData) => TData | undefined | Promise<TData | undefined>;

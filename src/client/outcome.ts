@@ -1,0 +1,260 @@
+// Outcome judging: turns what one attempt got back (a response, a timeout, a network failure, a
+// cancel) into the typed Result the caller sees, and says whether the retry policy allows another.
+
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { validateInput } from './body.js';
+import type { NormalizedOptions } from './options.js';
+import {
+  type ClientError,
+  defaultMessage,
+  describeFieldError,
+  type ErrorKind,
+  type FieldError,
+  fail,
+  formatMs,
+  type Problem,
+  type Result,
+  type Sent,
+} from './result.js';
+import { mayRetryFailure, parseRetryAfterMs, sentForStatus } from './retry.js';
+import type { AttemptOutcome } from './transport.js';
+
+export interface JudgeContext {
+  config: NormalizedOptions;
+  method: string;
+  path: string;
+  sent: Sent;
+  attempts: number;
+  safeToRepeat: boolean;
+  deadlineBinds: boolean;
+}
+
+/** A 2xx answer as a success, unless its body cannot be read or does not match the response schema. */
+export async function success<TData>(
+  outcome: Extract<AttemptOutcome, { type: 'response' }>,
+  responseSchema: StandardSchemaV1<unknown, TData> | undefined,
+  attempts: number,
+  keyField: { idempotencyKey?: string },
+  path: string,
+): Promise<Result<TData>> {
+  const { status, headers, body } = outcome;
+  const accepted = `The server accepted the request (HTTP ${status})`;
+  if (body.type === 'unreadable') {
+    return fail({
+      kind: 'bad_response',
+      status,
+      message: `${accepted} but its answer could not be read: ${body.reason}. Do not repeat it blindly; check ${path}.`,
+      sent: 'yes',
+      retryable: false,
+      attempts,
+      ...keyField,
+    });
+  }
+  let data: unknown = body.type === 'json' ? body.value : undefined;
+  if (responseSchema !== undefined) {
+    const checked = await validateInput(responseSchema, data);
+    if (!checked.ok) {
+      return fail({
+        kind: 'bad_response',
+        status,
+        message: `${accepted} but its answer has an unexpected shape: ${checked.fieldErrors.map(describeFieldError).join('; ')}`,
+        fieldErrors: checked.fieldErrors,
+        sent: 'yes',
+        retryable: false,
+        attempts,
+        ...keyField,
+      });
+    }
+    data = checked.value;
+  }
+  return {
+    ok: true,
+    status,
+    data: data as TData,
+    location: headers.get('location') ?? undefined,
+    etag: headers.get('etag') ?? undefined,
+    replayed: headers.get('idempotent-replayed')?.trim().toLowerCase() === 'true',
+    attempts,
+    headers,
+    ...keyField,
+  };
+}
+
+/** Turns a failed attempt into the error the caller would see, and whether the policy allows another try. */
+export function judge(
+  outcome: AttemptOutcome,
+  context: JudgeContext,
+): { error: ClientError; retry: boolean } {
+  const { config, sent, attempts, safeToRepeat } = context;
+  switch (outcome.type) {
+    case 'aborted':
+      return {
+        error: {
+          kind: 'aborted',
+          message:
+            sent === 'no'
+              ? 'The call was cancelled.'
+              : 'The call was cancelled; the request may already have reached the server.',
+          sent,
+          retryable: sent === 'no' || safeToRepeat,
+          attempts,
+          ...(outcome.reason === undefined ? {} : { cause: outcome.reason }),
+        },
+        retry: false,
+      };
+    case 'timeout': {
+      const retry = mayRetryFailure({ sent: 'maybe' }, safeToRepeat);
+      return {
+        error: {
+          kind: 'timeout',
+          message: context.deadlineBinds
+            ? `The call's deadline of ${formatMs(config.deadlineMs)} passed before the server answered.`
+            : `The server did not answer within ${formatMs(config.timeoutMs)}.`,
+          sent,
+          retryable: retry,
+          attempts,
+        },
+        retry: retry && !context.deadlineBinds,
+      };
+    }
+    case 'network': {
+      const retry = mayRetryFailure({ sent: outcome.sent }, safeToRepeat);
+      const code = outcome.code === undefined ? '' : ` (${outcome.code})`;
+      return {
+        error: {
+          kind: 'network',
+          message:
+            outcome.sent === 'no'
+              ? `Could not reach ${config.baseUrl.host}${code}; the request was not sent.`
+              : `The connection failed${code}; the request may have reached the server.`,
+          sent,
+          retryable: retry,
+          attempts,
+          cause: outcome.cause,
+        },
+        retry,
+      };
+    }
+    case 'response':
+      return judgeResponse(outcome, context);
+  }
+}
+
+function judgeResponse(
+  outcome: Extract<AttemptOutcome, { type: 'response' }>,
+  context: JudgeContext,
+): { error: ClientError; retry: boolean } {
+  const { status, headers, body } = outcome;
+  const problem = body.type === 'json' && isObject(body.value) ? (body.value as Problem) : undefined;
+  const problemType = typeof problem?.type === 'string' ? problem.type : '';
+  const inUse = status === 409 && /(^|[:/])idempotency-key-in-use$/.test(problemType);
+  const retry = mayRetryFailure({ status, inUse }, context.safeToRepeat);
+  const retryAfterMs = parseRetryAfterMs(headers.get('retry-after'), Date.now());
+
+  let kind: ErrorKind;
+  let message: string;
+  if (body.type === 'unreadable') {
+    // An HTML error page from a proxy, or broken JSON: we will not guess what it means.
+    kind = 'bad_response';
+    message = `The server answered HTTP ${status} with ${body.reason}${status >= 500 ? ' (often a proxy or gateway error page)' : ''}.`;
+  } else {
+    kind = kindForStatus(status, problemType, inUse);
+    message = messageFor(kind, status, problem, context.path);
+  }
+  const fieldErrors = kind === 'validation' ? readFieldErrors(problem) : undefined;
+  const error: ClientError = {
+    kind,
+    status,
+    message,
+    sent: context.sent,
+    retryable: retry,
+    attempts: context.attempts,
+    ...(problem === undefined ? {} : { problem }),
+    ...(fieldErrors === undefined ? {} : { fieldErrors }),
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+  };
+  return { error, retry };
+}
+
+function kindForStatus(status: number, problemType: string, inUse: boolean): ErrorKind {
+  if (status >= 500) return 'server';
+  switch (status) {
+    case 401:
+      return 'unauthorized';
+    case 403:
+      return 'forbidden';
+    case 404:
+    case 410:
+      return 'not_found';
+    case 409:
+      return inUse ? 'in_use' : 'conflict';
+    case 412:
+      return 'precondition_failed';
+    case 428:
+      return 'precondition_required';
+    case 429:
+      return 'rate_limited';
+    case 422:
+      return /(^|[:/])idempotency-key-reuse$/.test(problemType) ? 'idempotency_key_reuse' : 'validation';
+  }
+  // Any other 4xx (400, 405, 413, 415, …): the server refused the request as sent.
+  if (status >= 400) return 'validation';
+  // 1xx, or a 3xx fetch did not follow (304, 300): not an answer this client can use.
+  return 'bad_response';
+}
+
+/** Servers write `detail` for people; where the client knows better (412, 428, 5xx) it speaks itself. */
+function messageFor(kind: ErrorKind, status: number, problem: Problem | undefined, path: string): string {
+  const detail =
+    typeof problem?.detail === 'string' && problem.detail.trim() !== '' ? problem.detail : undefined;
+  if (kind === 'precondition_failed' || kind === 'precondition_required' || kind === 'server') {
+    return defaultMessage(kind, status, path);
+  }
+  if (kind === 'bad_response') return `The server answered with an unexpected HTTP ${status}.`;
+  return detail ?? defaultMessage(kind, status, path);
+}
+
+/** Adds what the caller needs to know when the policy refused to repeat a request. */
+export function explainNoRetry(
+  error: ClientError,
+  method: string,
+  idempotencyKey: string | undefined,
+): string {
+  if (
+    method === 'POST' &&
+    idempotencyKey === undefined &&
+    error.sent === 'maybe' &&
+    (error.kind === 'timeout' || error.kind === 'network')
+  ) {
+    return `${error.message} It was not retried: a POST without an Idempotency-Key could act twice. Check whether it took effect before trying again.`;
+  }
+  if (error.attempts > 1 && (error.kind === 'not_found' || error.kind === 'precondition_failed')) {
+    // An earlier attempt that timed out may have deleted or replaced it already.
+    return `${error.message} — an earlier attempt of this call may already have taken effect.`;
+  }
+  return error.message;
+}
+
+function readFieldErrors(problem: Problem | undefined): FieldError[] | undefined {
+  if (!Array.isArray(problem?.errors)) return undefined;
+  return problem.errors
+    .filter(isObject)
+    .map((e) => ({ pointer: String(e.pointer ?? ''), detail: String(e.detail ?? '') }));
+}
+
+/** What one attempt says about whether the request reached the server. */
+export function sentOf(outcome: AttemptOutcome): Sent {
+  switch (outcome.type) {
+    case 'response':
+      return sentForStatus(outcome.status);
+    case 'timeout':
+      return 'maybe';
+    case 'aborted':
+    case 'network':
+      return outcome.sent;
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

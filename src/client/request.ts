@@ -1,0 +1,107 @@
+// One logical call made ready to send, once for all its attempts: the URL, the headers, one
+// idempotency key, and the body validated and encoded. Programmer errors throw here.
+
+import { encodeBody, validateInput } from './body.js';
+import type { PostOptions, Query, WriteOptions } from './call-options.js';
+import { assertIdempotencyKey, newIdempotencyKey } from './keys.js';
+import type { NormalizedOptions } from './options.js';
+import { describeFieldError, type Failure, fail } from './result.js';
+
+export interface Call {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  path: string;
+  body: unknown;
+  options: WriteOptions & PostOptions & { ifMatch?: string; ifNoneMatch?: '*' };
+}
+
+export interface PreparedRequest {
+  url: string;
+  /** Sent by every attempt; the attempt loop only sets `x-retry-count` on it. */
+  headers: Headers;
+  body: string | undefined;
+  signal: AbortSignal | undefined;
+  idempotencyKey: string | undefined;
+  /** Spread into every result, so a caller can retry by hand with the same key. */
+  keyField: { idempotencyKey?: string };
+}
+
+/** The request every attempt sends, or the failure that means nothing is sent at all. */
+export async function prepareCall(
+  config: NormalizedOptions,
+  call: Call,
+): Promise<{ ok: true; request: PreparedRequest } | Failure> {
+  const { method, path, options } = call;
+  const url = resolveUrl(config, path, options.query);
+  const signal = options.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal))
+    throw new TypeError('signal must be an AbortSignal');
+
+  const headers = new Headers(config.headers);
+  for (const [name, value] of Object.entries(options.headers ?? {})) headers.set(name, value);
+  headers.set('accept', 'application/json, application/problem+json');
+  if (options.ifMatch !== undefined) headers.set('if-match', options.ifMatch);
+  if (options.ifNoneMatch !== undefined) {
+    if (options.ifNoneMatch !== '*') throw new TypeError("ifNoneMatch only supports '*' (create only)");
+    headers.set('if-none-match', '*');
+  }
+
+  // The key exists before the first attempt, so every retry carries the same one.
+  let idempotencyKey = headers.get('idempotency-key') ?? undefined;
+  if (method === 'POST' && options.idempotencyKey !== undefined && options.idempotencyKey !== false) {
+    idempotencyKey = options.idempotencyKey;
+  }
+  if (idempotencyKey !== undefined) assertIdempotencyKey(idempotencyKey);
+  else if (method === 'POST' && options.idempotencyKey !== false && config.autoIdempotencyKey) {
+    idempotencyKey = newIdempotencyKey();
+  }
+  if (idempotencyKey !== undefined) headers.set('idempotency-key', idempotencyKey);
+  const keyField = idempotencyKey === undefined ? {} : { idempotencyKey };
+
+  if (signal?.aborted === true) {
+    return fail({
+      kind: 'aborted',
+      message: 'The call was cancelled before anything was sent.',
+      sent: 'no',
+      retryable: true,
+      attempts: 0,
+      ...keyField,
+    });
+  }
+
+  let payload = call.body;
+  if (options.schema !== undefined) {
+    if (payload instanceof URLSearchParams) {
+      throw new TypeError('schema cannot check URLSearchParams; pass a plain object with form: true');
+    }
+    const checked = await validateInput(options.schema, payload);
+    if (!checked.ok) {
+      return fail({
+        kind: 'invalid_input',
+        message: `The input is not valid; nothing was sent: ${checked.fieldErrors.map(describeFieldError).join('; ')}`,
+        fieldErrors: checked.fieldErrors,
+        sent: 'no',
+        retryable: false,
+        attempts: 0,
+        ...keyField,
+      });
+    }
+    payload = checked.value;
+  }
+  const encoded = encodeBody(payload, options.form === true);
+  if (encoded.contentType !== undefined) headers.set('content-type', encoded.contentType);
+
+  return { ok: true, request: { url, headers, body: encoded.body, signal, idempotencyKey, keyField } };
+}
+
+function resolveUrl(config: NormalizedOptions, path: string, query: Query | undefined): string {
+  if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+  const url = new URL(path, config.baseUrl);
+  // The client's credentials go to its own origin only; a Location elsewhere must be fetched by hand.
+  if (url.origin !== config.baseUrl.origin) {
+    throw new TypeError(`path ${path} leaves the client's origin ${config.baseUrl.origin}`);
+  }
+  for (const [name, value] of Object.entries(query ?? {})) {
+    if (value !== undefined) url.searchParams.append(name, String(value));
+  }
+  return url.href;
+}
