@@ -83,3 +83,43 @@ export class IdempotencyStoreUnavailableError extends ProblemError {
     });
   }
 }
+
+/**
+ * The database connection failed before COMMIT was sent (connection refused or lost, BEGIN
+ * failed, the server ended the session mid-transaction): the transaction rolled back, so
+ * nothing from this attempt was saved. Retry with the same key.
+ */
+export class TransactionUnavailableError extends ProblemError {
+  override name = 'TransactionUnavailableError';
+  constructor(cause: unknown) {
+    super({
+      status: 503,
+      type: 'database-unavailable',
+      title: 'Service unavailable',
+      detail:
+        'The database connection failed before this request could commit, so nothing from it was saved. Retry with the same Idempotency-Key later.',
+      headers: { 'retry-after': '1' },
+      cause,
+    });
+  }
+}
+
+/**
+ * COMMIT was sent but its answer never arrived (the connection broke): the transaction may or
+ * may not have committed. Never answered as "nothing saved": a retry with the same key either
+ * replays the committed result or executes, exactly once either way.
+ */
+export class AmbiguousCommitError extends ProblemError {
+  override name = 'AmbiguousCommitError';
+  constructor(cause: unknown) {
+    super({
+      status: 503,
+      type: 'commit-outcome-unknown',
+      title: 'Service unavailable',
+      detail:
+        'The database connection broke while this request was committing, so it is not known whether it was saved. Retry with the same Idempotency-Key: you get the saved result if it was, or it runs once if it was not.',
+      headers: { 'retry-after': '1' },
+      cause,
+    });
+  }
+}

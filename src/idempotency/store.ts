@@ -8,24 +8,40 @@ export interface StoredResponse {
   body: Uint8Array;
 }
 
-export type IdempotencyRecord =
-  | {
-      state: 'claimed';
-      scopeKey: string;
-      recordId: string;
-      fingerprint: string;
-      token: string;
-      leaseExpiresAtMs: number;
-      expiresAtMs: number;
-    }
-  | {
-      state: 'completed';
-      scopeKey: string;
-      recordId: string;
-      fingerprint: string;
-      expiresAtMs: number;
-      response: StoredResponse;
-    };
+/** The record format the stores write today. Records written before formats existed read as 1. */
+export const currentRecordFormatVersion = 2;
+
+/** The extensible part of a record: JSON that later features (steps, operations) checkpoint into. */
+export type RecordData = Record<string, unknown>;
+
+/** Present on every record, whatever its state. */
+export interface RecordFormat {
+  /** 1: written by a release before record formats (no data part); 2: the current format. */
+  formatVersion: number;
+  /** `{}` unless a claim, completion or `saveData` wrote something. */
+  data: RecordData;
+}
+
+export type IdempotencyRecord = RecordFormat &
+  (
+    | {
+        state: 'claimed';
+        scopeKey: string;
+        recordId: string;
+        fingerprint: string;
+        token: string;
+        leaseExpiresAtMs: number;
+        expiresAtMs: number;
+      }
+    | {
+        state: 'completed';
+        scopeKey: string;
+        recordId: string;
+        fingerprint: string;
+        expiresAtMs: number;
+        response: StoredResponse;
+      }
+  );
 
 export interface ClaimInput {
   scopeKey: string;
@@ -37,10 +53,13 @@ export interface ClaimInput {
   nowMs: number;
   leaseExpiresAtMs: number;
   expiresAtMs: number;
+  /** The data part of a new record (default `{}`); a lease takeover keeps the record's own. */
+  data?: RecordData;
 }
 
 export type ClaimResult =
-  | { claimed: true; recordId: string }
+  /** `data`: the record's data part as the claim left it (what an earlier run checkpointed, on a takeover). */
+  | { claimed: true; recordId: string; data?: RecordData }
   /** Someone else holds or completed the key; the engine decides what that means. */
   | { claimed: false; record: IdempotencyRecord };
 
@@ -49,6 +68,15 @@ export interface CompleteInput {
   token: string;
   response: StoredResponse;
   expiresAtMs: number;
+  /** When given, replaces the record's data part in the same fenced write. */
+  data?: RecordData;
+}
+
+export interface SaveDataInput {
+  scopeKey: string;
+  token: string;
+  /** Replaces the record's data part as a whole. */
+  data: RecordData;
 }
 
 export interface IdempotencyStore<Tx = never> {
@@ -59,6 +87,11 @@ export interface IdempotencyStore<Tx = never> {
   claim(input: ClaimInput): Promise<ClaimResult>;
   /** Fenced: stores the response only while `token` still holds the claim. False otherwise. */
   complete(input: CompleteInput, tx?: Tx): Promise<boolean>;
+  /**
+   * Fenced: replaces the data part of the record only while `token` still holds its claim
+   * (a checkpoint). False when the claim was lost or completed. Every bundled store has it.
+   */
+  saveData?(input: SaveDataInput, tx?: Tx): Promise<boolean>;
   /** Fenced: forgets the claim so a retry executes again. No-op when the token lost it. */
   release(scopeKey: string, token: string): Promise<void>;
   /** Deletes up to `limit` records whose retention ended; returns how many it deleted. */

@@ -1,14 +1,16 @@
 // `retrysafe/stores/memory`: an in-process store for tests and single-process demos.
 // It holds no business data, so it has no transaction: the engine completes after the handler.
-import type {
-  ClaimInput,
-  ClaimResult,
-  CompleteInput,
-  IdempotencyRecord,
-  IdempotencyStore,
-  StoredResponse,
+import {
+  type ClaimInput,
+  type ClaimResult,
+  type CompleteInput,
+  currentRecordFormatVersion,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+  type SaveDataInput,
+  type StoredResponse,
+  takeoverRecordId,
 } from '../idempotency/store.js';
-import { takeoverRecordId } from '../idempotency/store.js';
 
 export class MemoryIdempotencyStore implements IdempotencyStore<undefined> {
   readonly records = new Map<string, IdempotencyRecord>();
@@ -17,7 +19,12 @@ export class MemoryIdempotencyStore implements IdempotencyStore<undefined> {
     const existing = this.records.get(input.scopeKey);
     const recordId = existing === undefined ? input.recordId : takeoverRecordId(existing, input);
     if (recordId === undefined) return { claimed: false, record: copyRecord(existing!) };
+    // A lease takeover keeps what the earlier run checkpointed; a new record starts from the claim's.
+    const data =
+      existing !== undefined && recordId === existing.recordId ? existing.data : (input.data ?? {});
     this.records.set(input.scopeKey, {
+      formatVersion: currentRecordFormatVersion,
+      data: structuredClone(data),
       state: 'claimed',
       scopeKey: input.scopeKey,
       recordId,
@@ -26,19 +33,32 @@ export class MemoryIdempotencyStore implements IdempotencyStore<undefined> {
       leaseExpiresAtMs: input.leaseExpiresAtMs,
       expiresAtMs: input.expiresAtMs,
     });
-    return { claimed: true, recordId };
+    return { claimed: true, recordId, data: structuredClone(data) };
   }
 
   async complete(input: CompleteInput): Promise<boolean> {
     const existing = this.records.get(input.scopeKey);
     if (existing?.state !== 'claimed' || existing.token !== input.token) return false;
     this.records.set(input.scopeKey, {
+      formatVersion: currentRecordFormatVersion,
+      data: structuredClone(input.data ?? existing.data),
       state: 'completed',
       scopeKey: input.scopeKey,
       recordId: existing.recordId,
       fingerprint: existing.fingerprint,
       expiresAtMs: input.expiresAtMs,
       response: copyResponse(input.response),
+    });
+    return true;
+  }
+
+  async saveData(input: SaveDataInput): Promise<boolean> {
+    const existing = this.records.get(input.scopeKey);
+    if (existing?.state !== 'claimed' || existing.token !== input.token) return false;
+    this.records.set(input.scopeKey, {
+      ...existing,
+      formatVersion: currentRecordFormatVersion,
+      data: structuredClone(input.data),
     });
     return true;
   }
@@ -63,9 +83,10 @@ export class MemoryIdempotencyStore implements IdempotencyStore<undefined> {
 
 /** Callers get copies, so changing a replayed response never changes what later replays send. */
 function copyRecord(record: IdempotencyRecord): IdempotencyRecord {
+  const data = structuredClone(record.data);
   return record.state === 'completed'
-    ? { ...record, response: copyResponse(record.response) }
-    : { ...record };
+    ? { ...record, data, response: copyResponse(record.response) }
+    : { ...record, data };
 }
 
 function copyResponse(response: StoredResponse): StoredResponse {

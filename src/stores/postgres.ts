@@ -1,48 +1,47 @@
 // `retrysafe/stores/postgres`: the shared store for many processes. Records live in your
 // PostgreSQL database, so a handler's rows and its stored response commit in one transaction.
-import type {
-  ClaimInput,
-  ClaimResult,
-  CompleteInput,
-  IdempotencyRecord,
-  IdempotencyStore,
+import { createHash } from 'node:crypto';
+import {
+  type ClaimInput,
+  type ClaimResult,
+  type CompleteInput,
+  currentRecordFormatVersion,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+  type RecordData,
+  type SaveDataInput,
+  takeoverRecordId,
 } from '../idempotency/store.js';
-import { takeoverRecordId } from '../idempotency/store.js';
+import type { Migration } from './migrations.js';
+import {
+  checkPostgresIdentifier,
+  type PgClientLike,
+  type PgPoolLike,
+  type PgQueryResultLike,
+  type PostgresUnitOfWork,
+  postgresUnitOfWork,
+} from './postgres/unit-of-work.js';
+
+export * from './migrations.js';
+export * from './postgres/unit-of-work.js';
 
 export const defaultPostgresTableName = 'retrysafe_idempotency';
 
 /** A record deleted between our refused claim and our read is claimed again, at most this often. */
 const maxClaimAttempts = 5;
 
-/** What the store reads from a query result; `pg.QueryResult` fits. */
-export interface PgQueryResultLike {
-  rows: unknown[];
-  rowCount: number | null;
-}
-
-/** A named query: pg prepares it once per connection and reuses the plan. */
-export interface PgQueryConfigLike {
-  name: string;
-  text: string;
-  values: unknown[];
-}
-
-/** A checked-out connection; `pg.PoolClient` fits. Your handler's writes run on it. */
-export interface PgClientLike {
-  query(text: string, values?: unknown[]): Promise<PgQueryResultLike>;
-  query(config: PgQueryConfigLike): Promise<PgQueryResultLike>;
-  release(error?: Error | boolean): void;
-}
-
-/** A connection pool; `pg.Pool` fits. The store never imports `pg` itself. */
-export interface PgPoolLike<Client extends PgClientLike = PgClientLike> {
-  query(text: string, values?: unknown[]): Promise<PgQueryResultLike>;
-  query(config: PgQueryConfigLike): Promise<PgQueryResultLike>;
-  connect(): Promise<Client>;
-}
-
-export interface PostgresStoreOptions<Client extends PgClientLike = PgClientLike> {
-  pool: PgPoolLike<Client>;
+export type PostgresStoreOptions<Client extends PgClientLike = PgClientLike> = (
+  | {
+      /** The unit of work your repositories share (recommended). */
+      unitOfWork: PostgresUnitOfWork<Client>;
+      pool?: undefined;
+    }
+  | {
+      /** A pool you already use; wrapped in its unit of work. */
+      pool: PgPoolLike<Client>;
+      unitOfWork?: undefined;
+    }
+) & {
   /** A plain or schema-qualified identifier (`retrysafe_idempotency`, `app.idempotency`). */
   tableName?: string;
   /**
@@ -51,7 +50,7 @@ export interface PostgresStoreOptions<Client extends PgClientLike = PgClientLike
    * in transaction mode before 1.21).
    */
   preparedStatements?: boolean;
-}
+};
 
 interface RecordRow {
   scope_key: string;
@@ -65,25 +64,37 @@ interface RecordRow {
   status: number | null;
   headers: Record<string, string> | string | null;
   body: Uint8Array | null;
+  // Absent on a row read before the format migration ran; NOT NULL DEFAULT 1 / '{}' after it.
+  format_version?: number;
+  data?: RecordData | string;
 }
 
-const identifierPattern = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/;
-
-function checkTableName(tableName: string): void {
-  if (!identifierPattern.test(tableName)) {
-    throw new TypeError(`tableName ${tableName} must be a plain identifier, optionally schema-qualified`);
-  }
+/** The migration part of the store's table: `retrysafe.idempotency`, or `retrysafe.idempotency:<table>`. */
+export function postgresStorePart(tableName: string = defaultPostgresTableName): string {
+  return tableName === defaultPostgresTableName
+    ? 'retrysafe.idempotency'
+    : `retrysafe.idempotency:${tableName}`;
 }
 
 /**
- * The DDL the store needs, for your migration tool. `migrate()` runs the same text.
+ * The store's schema, by version. v1 is the table of the releases before the migration
+ * registry (`IF NOT EXISTS`, so a table they created is adopted as it is); v2 adds the record
+ * format and its data part, upgrading such a table in place: its rows read as format 1, `{}`.
  * The index on expires_at_ms keeps the reaper's batches cheap however large the table grows.
  */
-export function postgresMigrationSql(tableName: string = defaultPostgresTableName): string {
-  checkTableName(tableName);
+export function postgresStoreMigrations<Client extends PgClientLike = PgClientLike>(
+  tableName: string = defaultPostgresTableName,
+): Migration<Client>[] {
+  checkPostgresIdentifier('tableName', tableName);
   // An index lives in its table's schema, so its own name is never qualified.
   const indexName = `${tableName.split('.').pop()}_expires_at_ms`;
-  return `CREATE TABLE IF NOT EXISTS ${tableName} (
+  const part = postgresStorePart(tableName);
+  return [
+    {
+      part,
+      version: 1,
+      name: 'create the records table',
+      up: `CREATE TABLE IF NOT EXISTS ${tableName} (
   scope_key text PRIMARY KEY,
   record_id text NOT NULL,
   fingerprint text NOT NULL,
@@ -95,23 +106,64 @@ export function postgresMigrationSql(tableName: string = defaultPostgresTableNam
   headers jsonb,
   body bytea
 );
-CREATE INDEX IF NOT EXISTS ${indexName} ON ${tableName} (expires_at_ms);
-`;
+CREATE INDEX IF NOT EXISTS ${indexName} ON ${tableName} (expires_at_ms);`,
+    },
+    {
+      part,
+      version: 2,
+      name: 'add the record format version and data part',
+      up: `ALTER TABLE ${tableName}
+  ADD COLUMN IF NOT EXISTS format_version integer NOT NULL DEFAULT 1,
+  ADD COLUMN IF NOT EXISTS data jsonb NOT NULL DEFAULT '{}';`,
+    },
+  ];
+}
+
+/**
+ * The DDL the store needs, for your own migration tool: every version's SQL, each safe to run
+ * again. `migrate()` applies the same migrations through the registry.
+ */
+export function postgresMigrationSql(tableName: string = defaultPostgresTableName): string {
+  return `${postgresStoreMigrations(tableName)
+    .map((migration) => migration.up)
+    .join('\n')}\n`;
+}
+
+/**
+ * Prepared-statement names are cut at 63 bytes by PostgreSQL, so two long ones can collide:
+ * the name is a short digest of the table (unique per table) and the statement's kind.
+ */
+export function postgresStatementName(tableName: string, statement: string): string {
+  const digest = createHash('sha256').update(tableName).digest('hex').slice(0, 16);
+  return `retrysafe_${digest}_${statement}`;
 }
 
 export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike>
   implements IdempotencyStore<Client>
 {
   readonly pool: PgPoolLike<Client>;
+  readonly unitOfWork: PostgresUnitOfWork<Client>;
   readonly tableName: string;
+  /** The store's migrations, registered in its unit of work; `migrate()` applies them. */
+  readonly migrations: Migration<Client>[];
   readonly #sql: ReturnType<typeof statements>;
+  readonly #names: Record<keyof ReturnType<typeof statements>, string>;
   readonly #prepared: boolean;
 
   constructor(options: PostgresStoreOptions<Client>) {
-    this.pool = options.pool;
+    this.unitOfWork =
+      options.unitOfWork !== undefined ? options.unitOfWork : postgresUnitOfWork(options.pool);
+    this.pool = this.unitOfWork.pool;
     this.tableName = options.tableName ?? defaultPostgresTableName;
-    checkTableName(this.tableName);
+    this.migrations = postgresStoreMigrations<Client>(this.tableName);
+    this.unitOfWork.register(...this.migrations);
     this.#sql = statements(this.tableName);
+    this.#names = Object.fromEntries(
+      Object.keys(this.#sql).map((statement) => [
+        statement,
+        postgresStatementName(this.tableName, statement),
+      ]),
+    ) as Record<keyof ReturnType<typeof statements>, string>;
     this.#prepared = options.preparedStatements ?? true;
   }
 
@@ -123,19 +175,15 @@ export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike
   ): Promise<PgQueryResultLike> {
     const text = this.#sql[statement];
     if (!this.#prepared) return on.query(text, values);
-    return on.query({ name: `retrysafe:${this.tableName}:${statement}`, text, values });
+    return on.query({ name: this.#names[statement], text, values });
   }
 
   /**
-   * Creates the table and index if missing. Safe to run from several processes at once: an
-   * advisory lock serialises them, since concurrent CREATE … IF NOT EXISTS can still collide.
+   * Applies the store's missing migrations through its unit of work: one transaction under an
+   * advisory lock, so several processes may start at once.
    */
   async migrate(): Promise<void> {
-    // Several statements in one simple query run as one implicit transaction, so the
-    // transaction-scoped advisory lock is held until the DDL has committed.
-    await this.pool.query(
-      `SELECT pg_advisory_xact_lock(hashtext('retrysafe:${this.tableName}'));\n${postgresMigrationSql(this.tableName)}`,
-    );
+    await this.unitOfWork.migrate(this.migrations);
   }
 
   async claim(input: ClaimInput): Promise<ClaimResult> {
@@ -146,21 +194,25 @@ export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike
       input.token,
       input.leaseExpiresAtMs,
       input.expiresAtMs,
+      JSON.stringify(input.data ?? {}),
+      currentRecordFormatVersion,
     ];
     for (let attempt = 0; attempt < maxClaimAttempts; attempt++) {
       // One round trip: insert if absent, else read the record that holds the key. A refused
       // insert takes no row lock and writes no WAL, so a replay is a plain read.
       const found = await this.#query(this.pool, 'insertOrRead', values);
       const row = found.rows[0] as (RecordRow & { won: boolean }) | undefined;
-      if (row?.won) return { claimed: true, recordId: row.record_id };
+      if (row?.won) return { claimed: true, recordId: row.record_id, data: toData(row.data) };
       // No row: the holder committed after this statement's snapshot, or vanished. Look again.
       if (row === undefined) continue;
       const record = toRecord(row);
       if (takeoverRecordId(record, input) === undefined) return { claimed: false, record };
       // The UPDATE re-checks the same conditions under the row lock, so two takeovers never both win.
       const taken = await this.#query(this.pool, 'takeOver', [...values, input.nowMs]);
-      const takenRow = taken.rows[0] as { record_id: string } | undefined;
-      if (takenRow !== undefined) return { claimed: true, recordId: takenRow.record_id };
+      const takenRow = taken.rows[0] as { record_id: string; data: RecordData } | undefined;
+      if (takenRow !== undefined) {
+        return { claimed: true, recordId: takenRow.record_id, data: toData(takenRow.data) };
+      }
     }
     throw new Error(
       `claim for ${input.scopeKey} kept racing with concurrent changes; giving up after ${maxClaimAttempts} tries`,
@@ -176,6 +228,18 @@ export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike
       JSON.stringify(input.response.headers),
       Buffer.from(body.buffer, body.byteOffset, body.byteLength),
       input.expiresAtMs,
+      input.data === undefined ? null : JSON.stringify(input.data),
+      currentRecordFormatVersion,
+    ]);
+    return result.rowCount === 1;
+  }
+
+  async saveData(input: SaveDataInput, tx?: Client): Promise<boolean> {
+    const result = await this.#query(tx ?? this.pool, 'saveData', [
+      input.scopeKey,
+      input.token,
+      JSON.stringify(input.data),
+      currentRecordFormatVersion,
     ]);
     return result.rowCount === 1;
   }
@@ -189,34 +253,9 @@ export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike
     return result.rowCount ?? 0;
   }
 
-  /** BEGIN … COMMIT on one checked-out client; a throw rolls back. The client is released either way. */
-  async transaction<T>(work: (tx: Client) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    // A client whose BEGIN, COMMIT or ROLLBACK failed may be mid-transaction or dead:
-    // handing the error to release() makes the pool discard it instead of reusing it.
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN').catch((error: unknown) => {
-        broken = asError(error);
-        throw error;
-      });
-      let result: T;
-      try {
-        result = await work(client);
-      } catch (error) {
-        await client.query('ROLLBACK').catch((rollbackError: unknown) => {
-          broken = asError(rollbackError);
-        });
-        throw error;
-      }
-      await client.query('COMMIT').catch((error: unknown) => {
-        broken = asError(error);
-        throw error;
-      });
-      return result;
-    } finally {
-      client.release(broken);
-    }
+  /** The unit of work's transaction: your writes and the fenced completion commit together. */
+  transaction<T>(work: (tx: Client) => Promise<T>): Promise<T> {
+    return this.unitOfWork.transaction(work);
   }
 
   /** Reads a record as stored; for tests and diagnostics. */
@@ -240,8 +279,9 @@ function statements(table: string) {
     // statement's snapshot the read finds nothing, and the caller simply asks again.
     insertOrRead: `
       WITH won AS (
-        INSERT INTO ${table} (scope_key, record_id, fingerprint, token, state, lease_expires_at_ms, expires_at_ms)
-        VALUES ($1, $2, $3, $4, 'claimed', $5, $6)
+        INSERT INTO ${table} (scope_key, record_id, fingerprint, token, state, lease_expires_at_ms, expires_at_ms,
+          data, format_version)
+        VALUES ($1, $2, $3, $4, 'claimed', $5, $6, $7, $8)
         ON CONFLICT (scope_key) DO NOTHING
         RETURNING *)
       SELECT true AS won, * FROM won
@@ -251,7 +291,9 @@ function statements(table: string) {
     // The conditions are re-checked on the locked row, so only one caller can win.
     takeOver: `
       UPDATE ${table} AS r SET
-        record_id = CASE WHEN r.expires_at_ms <= $7 THEN $2 ELSE r.record_id END,
+        record_id = CASE WHEN r.expires_at_ms <= $9 THEN $2 ELSE r.record_id END,
+        data = CASE WHEN r.expires_at_ms <= $9 THEN $7::jsonb ELSE r.data END,
+        format_version = $8,
         fingerprint = $3,
         token = $4,
         state = 'claimed',
@@ -259,12 +301,16 @@ function statements(table: string) {
         expires_at_ms = $6,
         status = NULL, headers = NULL, body = NULL
       WHERE r.scope_key = $1
-        AND (r.expires_at_ms <= $7
-          OR (r.state = 'claimed' AND r.lease_expires_at_ms <= $7 AND r.fingerprint = $3))
-      RETURNING r.record_id`,
+        AND (r.expires_at_ms <= $9
+          OR (r.state = 'claimed' AND r.lease_expires_at_ms <= $9 AND r.fingerprint = $3))
+      RETURNING r.record_id, r.data`,
     get: `SELECT * FROM ${table} WHERE scope_key = $1`,
     complete: `
-      UPDATE ${table} SET state = 'completed', status = $3, headers = $4, body = $5, expires_at_ms = $6
+      UPDATE ${table} SET state = 'completed', status = $3, headers = $4, body = $5, expires_at_ms = $6,
+        data = coalesce($7::jsonb, data), format_version = $8
+      WHERE scope_key = $1 AND token = $2 AND state = 'claimed'`,
+    saveData: `
+      UPDATE ${table} SET data = $3::jsonb, format_version = $4
       WHERE scope_key = $1 AND token = $2 AND state = 'claimed'`,
     release: `DELETE FROM ${table} WHERE scope_key = $1 AND token = $2 AND state = 'claimed'`,
     // SKIP LOCKED: a reaper never waits on rows an in-flight request holds, and two reapers
@@ -283,6 +329,8 @@ function toRecord(row: RecordRow): IdempotencyRecord {
     recordId: row.record_id,
     fingerprint: row.fingerprint,
     expiresAtMs: Number(row.expires_at_ms),
+    formatVersion: row.format_version ?? 1,
+    data: toData(row.data),
   };
   if (row.state === 'claimed') {
     return { ...base, state: 'claimed', token: row.token, leaseExpiresAtMs: Number(row.lease_expires_at_ms) };
@@ -303,6 +351,7 @@ function toRecord(row: RecordRow): IdempotencyRecord {
   };
 }
 
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
+function toData(data: RecordData | string | null | undefined): RecordData {
+  if (data === null || data === undefined) return {};
+  return typeof data === 'string' ? (JSON.parse(data) as RecordData) : data;
 }

@@ -14,21 +14,28 @@
 // a Cluster hash tag; hashing keeps arbitrary scope keys, which may contain braces, out of it).
 // Its value is lines: a version line (`c:<token>` while claimed, `d:<token>` once completed),
 // the record's fields as JSON, and once completed the response's status and headers as JSON
-// followed by the body's raw bytes. The version line names one state of one record (tokens are
+// followed by the body's raw bytes. The fields line carries the record format: from format 2 on
+// it ends with `"formatVersion":2,"data":<JSON>}` (data always last, so a script can replace it
+// without parsing JSON); a line without `formatVersion` was written before formats existed and
+// reads as format 1 with data `{}`. Readers ignore fields they do not know, so older releases
+// still read (and replay) format-2 records. The version line names one state of one record (tokens are
 // unique per claim), which makes fencing a prefix comparison:
 //   claim    `SET key value NX PXAT … GET`: one native command wins a free key or returns the
 //            record that holds it; taking over an expired record is a compare-and-set script.
 //   complete and release: a script that acts only while the value still starts `c:<token>\n`.
 import { createHash } from 'node:crypto';
 import { setImmediate as afterThisTurn } from 'node:timers';
-import type {
-  ClaimInput,
-  ClaimResult,
-  CompleteInput,
-  IdempotencyRecord,
-  IdempotencyStore,
+import {
+  type ClaimInput,
+  type ClaimResult,
+  type CompleteInput,
+  currentRecordFormatVersion,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+  type RecordData,
+  type SaveDataInput,
+  takeoverRecordId,
 } from '../idempotency/store.js';
-import { takeoverRecordId } from '../idempotency/store.js';
 
 export const defaultRedisKeyPrefix = 'retrysafe:';
 
@@ -89,16 +96,38 @@ redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
 return 1
 `);
 
+// Replaces the data part of a fields line (without its newline). The first `,"data":` is the
+// key itself: inside JSON strings every quote is escaped. A format-1 line gets format 2.
+const withDataLua = `
+local function withData(fields, data)
+  local at = string.find(fields, ',"data":', 1, true)
+  if at then return string.sub(fields, 1, at - 1) .. ',"data":' .. data .. '}' end
+  return string.sub(fields, 1, string.len(fields) - 1) .. ',"formatVersion":${currentRecordFormatVersion},"data":' .. data .. '}'
+end
+`;
+
 // KEYS[1] record; ARGV claim line (c:<token>), completed line (d:<token>), response JSON line
-// and body, expire-at (ms). Fenced: only the claim holding this token may store its response;
-// the record's own fields line is carried over as it is.
-const completeScript = script(`
+// and body, expire-at (ms), data JSON or '' to keep it. Fenced: only the claim holding this
+// token may store its response; the record's own fields line is carried over.
+const completeScript = script(`${withDataLua}
 local current = redis.call('GET', KEYS[1])
 local fence = ARGV[1]
 if current == false or string.sub(current, 1, string.len(fence)) ~= fence then return 0 end
 local fieldsEnd = string.find(current, '\\n', string.len(fence) + 1, true)
-redis.call('SET', KEYS[1], ARGV[2] .. string.sub(current, string.len(fence) + 1, fieldsEnd) .. ARGV[3],
-  'PXAT', ARGV[4])
+local fields = string.sub(current, string.len(fence) + 1, fieldsEnd - 1)
+if ARGV[5] ~= '' then fields = withData(fields, ARGV[5]) end
+redis.call('SET', KEYS[1], ARGV[2] .. fields .. '\\n' .. ARGV[3], 'PXAT', ARGV[4])
+return 1
+`);
+
+// KEYS[1] record; ARGV claim line, data JSON. Fenced like completion; the TTL stays.
+const saveDataScript = script(`${withDataLua}
+local current = redis.call('GET', KEYS[1])
+local fence = ARGV[1]
+if current == false or string.sub(current, 1, string.len(fence)) ~= fence then return 0 end
+local fieldsEnd = string.find(current, '\\n', string.len(fence) + 1, true)
+local fields = string.sub(current, string.len(fence) + 1, fieldsEnd - 1)
+redis.call('SET', KEYS[1], fence .. withData(fields, ARGV[2]) .. string.sub(current, fieldsEnd), 'KEEPTTL')
 return 1
 `);
 
@@ -139,22 +168,26 @@ export class RedisIdempotencyStore implements IdempotencyStore<never> {
       const held = await this.#send([
         'SET',
         key,
-        encodeClaim(input, input.recordId),
+        encodeClaim(input, input.recordId, input.data ?? {}),
         'NX',
         'PXAT',
         expireAt,
         'GET',
       ]);
-      if (held === null || held === undefined) return { claimed: true, recordId: input.recordId };
+      if (held === null || held === undefined) {
+        return { claimed: true, recordId: input.recordId, data: input.data ?? {} };
+      }
       const { record, version } = decodeRecord(held);
       const recordId = takeoverRecordId(record, input);
       if (recordId === undefined) return { claimed: false, record };
+      // A lease takeover keeps what the earlier run checkpointed; a new record starts from the claim's.
+      const data = recordId === record.recordId ? record.data : (input.data ?? {});
       const swapped = await this.#run(replaceIfVersionScript, key, [
         version,
-        encodeClaim(input, recordId),
+        encodeClaim(input, recordId, data),
         expireAt,
       ]);
-      if (Number(swapped) === 1) return { claimed: true, recordId };
+      if (Number(swapped) === 1) return { claimed: true, recordId, data };
       // The record changed or vanished since we read it: judge again.
     }
     throw new Error('claim kept meeting concurrent changes to its record');
@@ -170,6 +203,15 @@ export class RedisIdempotencyStore implements IdempotencyStore<never> {
         Buffer.from(body.buffer, body.byteOffset, body.byteLength),
       ]),
       expireAtArg(input.expiresAtMs),
+      input.data === undefined ? '' : JSON.stringify(input.data),
+    ]);
+    return Number(reply) === 1;
+  }
+
+  async saveData(input: SaveDataInput): Promise<boolean> {
+    const reply = await this.#run(saveDataScript, this.keyFor(input.scopeKey), [
+      claimLine(input.token),
+      JSON.stringify(input.data),
     ]);
     return Number(reply) === 1;
   }
@@ -279,6 +321,10 @@ interface RecordFields {
   fingerprint: string;
   leaseExpiresAtMs: number;
   expiresAtMs: number;
+  /** Absent on a record written before formats existed (format 1). */
+  formatVersion?: number;
+  /** Always the last key, so the scripts can replace it. */
+  data?: RecordData;
 }
 
 interface ResponseFields {
@@ -291,13 +337,15 @@ function claimLine(token: string): string {
   return `c:${token}\n`;
 }
 
-function encodeClaim(input: ClaimInput, recordId: string): Buffer {
+function encodeClaim(input: ClaimInput, recordId: string, data: RecordData): Buffer {
   const fields: RecordFields = {
     scopeKey: input.scopeKey,
     recordId,
     fingerprint: input.fingerprint,
     leaseExpiresAtMs: input.leaseExpiresAtMs,
     expiresAtMs: input.expiresAtMs,
+    formatVersion: currentRecordFormatVersion,
+    data,
   };
   return Buffer.from(`${claimLine(input.token)}${JSON.stringify(fields)}\n`);
 }
@@ -311,7 +359,13 @@ function decodeRecord(value: unknown): { version: string; record: IdempotencyRec
   if (fieldsEnd < 0) throw new Error('a Redis record is not in the format this store writes');
   const version = value.toString('utf8', 0, versionEnd + 1);
   const fields = JSON.parse(value.toString('utf8', versionEnd + 1, fieldsEnd)) as RecordFields;
-  const identity = { scopeKey: fields.scopeKey, recordId: fields.recordId, fingerprint: fields.fingerprint };
+  const identity = {
+    scopeKey: fields.scopeKey,
+    recordId: fields.recordId,
+    fingerprint: fields.fingerprint,
+    formatVersion: fields.formatVersion ?? 1,
+    data: fields.data ?? {},
+  };
   if (version.startsWith('c:')) {
     const record: IdempotencyRecord = {
       ...identity,

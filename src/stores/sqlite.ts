@@ -1,81 +1,46 @@
 // `retrysafe/stores/sqlite`: the embedded default store. Records live in the same SQLite file
 // as your business tables, so a handler's rows and its stored response commit together.
 import { setImmediate as afterThisTurn } from 'node:timers';
-import Database from 'better-sqlite3';
-import type {
-  ClaimInput,
-  ClaimResult,
-  CompleteInput,
-  IdempotencyRecord,
-  IdempotencyStore,
+import {
+  type ClaimInput,
+  type ClaimResult,
+  type CompleteInput,
+  currentRecordFormatVersion,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+  type RecordData,
+  type SaveDataInput,
 } from '../idempotency/store.js';
+import type { Migration } from './migrations.js';
+import {
+  type SqliteDatabase,
+  type SqliteUnitOfWork,
+  sqliteUnitOfWork,
+  withSqliteWriteLock,
+} from './sqlite/unit-of-work.js';
 
-export type SqliteDatabase = Database.Database;
+export * from './migrations.js';
+export * from './sqlite/unit-of-work.js';
 
 export const defaultSqliteTableName = 'retrysafe_idempotency';
+
+/** The migration part of the store's table: `retrysafe.idempotency`, or `retrysafe.idempotency:<table>`. */
+export function sqliteStorePart(tableName: string = defaultSqliteTableName): string {
+  return tableName === defaultSqliteTableName
+    ? 'retrysafe.idempotency'
+    : `retrysafe.idempotency:${tableName}`;
+}
 
 /** A record deleted between a refused claim and its read is claimed again, at most this often. */
 const maxClaimAttempts = 5;
 
 export interface SqliteStoreOptions {
-  /** A better-sqlite3 database you already use, or a file path to open. */
-  database: SqliteDatabase | string;
+  /**
+   * The unit of work your repositories share (recommended), or a better-sqlite3 database you
+   * already use (wrapped in its unit of work), or a file path to open.
+   */
+  database: SqliteUnitOfWork | SqliteDatabase | string;
   tableName?: string;
-}
-
-/**
- * Opens a database file with the settings retrysafe relies on: WAL (readers never block the
- * writer), synchronous=NORMAL (a killed process loses nothing committed; only power loss can
- * drop the last transactions), and a busy timeout for several processes sharing one file.
- */
-export function openSqliteDatabase(path: string): SqliteDatabase {
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 5000');
-  db.pragma('foreign_keys = ON');
-  return db;
-}
-
-const writeLocks = new WeakMap<SqliteDatabase, Promise<void>>();
-
-/**
- * Serialises use of one connection's write side. better-sqlite3 has one connection per
- * Database, so an open transaction that awaits must not let another request's statements
- * slip into it. Everything that writes through retrysafe takes this lock.
- */
-export async function withSqliteWriteLock<T>(db: SqliteDatabase, work: () => T | Promise<T>): Promise<T> {
-  const previous = writeLocks.get(db);
-  let unlock!: () => void;
-  const current = new Promise<void>((resolve) => {
-    unlock = resolve;
-  });
-  writeLocks.set(db, previous ? previous.then(() => current) : current);
-  if (previous) await previous;
-  try {
-    return await work();
-  } finally {
-    unlock();
-    if (writeLocks.get(db) === current) writeLocks.delete(db);
-  }
-}
-
-/** Runs `work` in `BEGIN IMMEDIATE … COMMIT` under the write lock; any throw rolls back. */
-export function runSqliteTransaction<T>(
-  db: SqliteDatabase,
-  work: (tx: SqliteDatabase) => Promise<T> | T,
-): Promise<T> {
-  return withSqliteWriteLock(db, async () => {
-    db.exec('BEGIN IMMEDIATE');
-    try {
-      const result = await work(db);
-      db.exec('COMMIT');
-      return result;
-    } catch (error) {
-      if (db.inTransaction) db.exec('ROLLBACK');
-      throw error;
-    }
-  });
 }
 
 interface RecordRow {
@@ -89,6 +54,9 @@ interface RecordRow {
   status: number | null;
   headers: string | null;
   body: Buffer | null;
+  // Absent on a row read before the format migration ran; NOT NULL DEFAULT 1 / '{}' after it.
+  format_version?: number;
+  data?: string;
 }
 
 interface QueuedClaim {
@@ -99,15 +67,23 @@ interface QueuedClaim {
 
 export class SqliteIdempotencyStore implements IdempotencyStore<SqliteDatabase> {
   readonly db: SqliteDatabase;
+  readonly unitOfWork: SqliteUnitOfWork;
+  readonly tableName: string;
+  /** The store's migrations, registered in its unit of work and applied by the constructor. */
+  readonly migrations: Migration<SqliteDatabase>[];
   readonly #statements: ReturnType<typeof prepareStatements>;
   readonly #queuedClaims: QueuedClaim[] = [];
 
   constructor(options: SqliteStoreOptions) {
-    this.db = typeof options.database === 'string' ? openSqliteDatabase(options.database) : options.database;
+    this.unitOfWork = sqliteUnitOfWork(options.database);
+    this.db = this.unitOfWork.db;
     const table = options.tableName ?? defaultSqliteTableName;
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(table))
       throw new TypeError(`tableName ${table} is not a plain identifier`);
-    migrate(this.db, table);
+    this.tableName = table;
+    this.migrations = sqliteStoreMigrations(table);
+    this.unitOfWork.register(...this.migrations);
+    this.unitOfWork.migrate(this.migrations);
     this.#statements = prepareStatements(this.db, table);
   }
 
@@ -164,8 +140,20 @@ export class SqliteIdempotencyStore implements IdempotencyStore<SqliteDatabase> 
     // The lock covers this process only: another process sharing the file may release or
     // reap the row between our refused upsert and our read. Then the key is free: claim again.
     for (let attempt = 0; attempt < maxClaimAttempts; attempt++) {
-      const won = this.#statements.claim.all(input) as { record_id: string; token: string }[];
-      if (won[0]?.token === input.token) return { claimed: true, recordId: won[0].record_id };
+      const won = this.#statements.claim.all({
+        scopeKey: input.scopeKey,
+        recordId: input.recordId,
+        fingerprint: input.fingerprint,
+        token: input.token,
+        nowMs: input.nowMs,
+        leaseExpiresAtMs: input.leaseExpiresAtMs,
+        expiresAtMs: input.expiresAtMs,
+        data: JSON.stringify(input.data ?? {}),
+        formatVersion: currentRecordFormatVersion,
+      }) as { record_id: string; token: string; data: string }[];
+      if (won[0]?.token === input.token) {
+        return { claimed: true, recordId: won[0].record_id, data: parseData(won[0].data) };
+      }
       const row = this.#statements.get.get(input.scopeKey) as RecordRow | undefined;
       if (row) return { claimed: false, record: toRecord(row) };
     }
@@ -185,8 +173,21 @@ export class SqliteIdempotencyStore implements IdempotencyStore<SqliteDatabase> 
           input.response.body.byteLength,
         ),
         expiresAtMs: input.expiresAtMs,
+        data: input.data === undefined ? null : JSON.stringify(input.data),
+        formatVersion: currentRecordFormatVersion,
       }).changes === 1;
     // Inside `transaction` the lock is already held by this very execution.
+    return tx === undefined ? withSqliteWriteLock(this.db, run) : Promise.resolve(run());
+  }
+
+  saveData(input: SaveDataInput, tx?: SqliteDatabase): Promise<boolean> {
+    const run = () =>
+      this.#statements.saveData.run({
+        scopeKey: input.scopeKey,
+        token: input.token,
+        data: JSON.stringify(input.data),
+        formatVersion: currentRecordFormatVersion,
+      }).changes === 1;
     return tx === undefined ? withSqliteWriteLock(this.db, run) : Promise.resolve(run());
   }
 
@@ -198,8 +199,9 @@ export class SqliteIdempotencyStore implements IdempotencyStore<SqliteDatabase> 
     return withSqliteWriteLock(this.db, () => this.#statements.reap.run({ nowMs, limit }).changes);
   }
 
+  /** The unit of work's transaction: your writes and the fenced completion commit together. */
   transaction<T>(work: (tx: SqliteDatabase) => Promise<T>): Promise<T> {
-    return runSqliteTransaction(this.db, work);
+    return this.unitOfWork.transaction(work);
   }
 
   /** Reads a record as stored; for tests and diagnostics. */
@@ -209,7 +211,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore<SqliteDatabase> 
   }
 
   async close(): Promise<void> {
-    await withSqliteWriteLock(this.db, () => this.db.close());
+    await this.unitOfWork.close();
   }
 }
 
@@ -217,22 +219,44 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteIdempotenc
   return new SqliteIdempotencyStore(options);
 }
 
-function migrate(db: SqliteDatabase, table: string): void {
-  db.exec(`
-    CREATE TABLE IF NOT EXISTS ${table} (
-      scope_key TEXT PRIMARY KEY,
-      record_id TEXT NOT NULL,
-      fingerprint TEXT NOT NULL,
-      token TEXT NOT NULL,
-      state TEXT NOT NULL CHECK (state IN ('claimed', 'completed')),
-      lease_expires_at_ms INTEGER NOT NULL,
-      expires_at_ms INTEGER NOT NULL,
-      status INTEGER,
-      headers TEXT,
-      body BLOB
-    ) WITHOUT ROWID;
-    CREATE INDEX IF NOT EXISTS ${table}_expires_at_ms ON ${table} (expires_at_ms);
-  `);
+/**
+ * The store's schema, by version. v1 is the table of the releases before the migration
+ * registry (`IF NOT EXISTS`, so a table they created is adopted as it is); v2 adds the record
+ * format and its data part, upgrading such a table in place: its rows read as format 1, `{}`.
+ */
+export function sqliteStoreMigrations(
+  tableName: string = defaultSqliteTableName,
+): Migration<SqliteDatabase>[] {
+  const part = sqliteStorePart(tableName);
+  return [
+    {
+      part,
+      version: 1,
+      name: 'create the records table',
+      up: `
+        CREATE TABLE IF NOT EXISTS ${tableName} (
+          scope_key TEXT PRIMARY KEY,
+          record_id TEXT NOT NULL,
+          fingerprint TEXT NOT NULL,
+          token TEXT NOT NULL,
+          state TEXT NOT NULL CHECK (state IN ('claimed', 'completed')),
+          lease_expires_at_ms INTEGER NOT NULL,
+          expires_at_ms INTEGER NOT NULL,
+          status INTEGER,
+          headers TEXT,
+          body BLOB
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS ${tableName}_expires_at_ms ON ${tableName} (expires_at_ms);`,
+    },
+    {
+      part,
+      version: 2,
+      name: 'add the record format version and data part',
+      up: `
+        ALTER TABLE ${tableName} ADD COLUMN format_version INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE ${tableName} ADD COLUMN data TEXT NOT NULL DEFAULT '{}';`,
+    },
+  ];
 }
 
 function prepareStatements(db: SqliteDatabase, table: string) {
@@ -240,10 +264,14 @@ function prepareStatements(db: SqliteDatabase, table: string) {
     // One statement decides the claim: insert, or take over an expired record or a lapsed
     // lease with the same fingerprint. RETURNING yields a row only when this call won.
     claim: db.prepare(`
-      INSERT INTO ${table} (scope_key, record_id, fingerprint, token, state, lease_expires_at_ms, expires_at_ms)
-      VALUES (@scopeKey, @recordId, @fingerprint, @token, 'claimed', @leaseExpiresAtMs, @expiresAtMs)
+      INSERT INTO ${table} (scope_key, record_id, fingerprint, token, state, lease_expires_at_ms, expires_at_ms,
+        format_version, data)
+      VALUES (@scopeKey, @recordId, @fingerprint, @token, 'claimed', @leaseExpiresAtMs, @expiresAtMs,
+        @formatVersion, @data)
       ON CONFLICT (scope_key) DO UPDATE SET
         record_id = CASE WHEN ${table}.expires_at_ms <= @nowMs THEN excluded.record_id ELSE ${table}.record_id END,
+        data = CASE WHEN ${table}.expires_at_ms <= @nowMs THEN excluded.data ELSE ${table}.data END,
+        format_version = excluded.format_version,
         fingerprint = excluded.fingerprint,
         token = excluded.token,
         state = 'claimed',
@@ -253,14 +281,17 @@ function prepareStatements(db: SqliteDatabase, table: string) {
       WHERE ${table}.expires_at_ms <= @nowMs
          OR (${table}.state = 'claimed' AND ${table}.lease_expires_at_ms <= @nowMs
              AND ${table}.fingerprint = excluded.fingerprint)
-      RETURNING record_id, token`),
+      RETURNING record_id, token, data`),
     get: db.prepare(`SELECT * FROM ${table} WHERE scope_key = ?`),
     begin: db.prepare('BEGIN IMMEDIATE'),
     commit: db.prepare('COMMIT'),
     rollback: db.prepare('ROLLBACK'),
     complete: db.prepare(`
       UPDATE ${table} SET state = 'completed', status = @status, headers = @headers, body = @body,
-        expires_at_ms = @expiresAtMs
+        expires_at_ms = @expiresAtMs, data = coalesce(@data, data), format_version = @formatVersion
+      WHERE scope_key = @scopeKey AND token = @token AND state = 'claimed'`),
+    saveData: db.prepare(`
+      UPDATE ${table} SET data = @data, format_version = @formatVersion
       WHERE scope_key = @scopeKey AND token = @token AND state = 'claimed'`),
     release: db.prepare(
       `DELETE FROM ${table} WHERE scope_key = @scopeKey AND token = @token AND state = 'claimed'`,
@@ -277,6 +308,8 @@ function toRecord(row: RecordRow): IdempotencyRecord {
     recordId: row.record_id,
     fingerprint: row.fingerprint,
     expiresAtMs: row.expires_at_ms,
+    formatVersion: row.format_version ?? 1,
+    data: parseData(row.data),
   };
   if (row.state === 'claimed') {
     return { ...base, state: 'claimed', token: row.token, leaseExpiresAtMs: row.lease_expires_at_ms };
@@ -293,4 +326,8 @@ function toRecord(row: RecordRow): IdempotencyRecord {
         : new Uint8Array(0),
     },
   };
+}
+
+function parseData(text: string | null | undefined): RecordData {
+  return text === null || text === undefined ? {} : (JSON.parse(text) as RecordData);
 }

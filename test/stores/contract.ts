@@ -16,7 +16,24 @@ import {
   IdempotencyLeaseLostError,
   IdempotencyStoreUnavailableError,
 } from '../../src/idempotency/errors.js';
-import type { ClaimInput, IdempotencyStore, StoredResponse } from '../../src/idempotency/store.js';
+import {
+  type ClaimInput,
+  currentRecordFormatVersion,
+  type IdempotencyStore,
+  type StoredResponse,
+} from '../../src/idempotency/store.js';
+
+/** A record as the releases before record formats wrote it: no format version, no data part. */
+export interface Format1Record {
+  scopeKey: string;
+  recordId: string;
+  fingerprint: string;
+  token: string;
+  leaseExpiresAtMs: number;
+  expiresAtMs: number;
+  /** Present: a completed record; absent: a claim. */
+  response?: StoredResponse;
+}
 
 export interface StoreCapabilities {
   /** `reaper`: `reap` deletes expired records in bounded batches. `ttl`: the backend expires them itself. */
@@ -29,6 +46,8 @@ export interface StoreHarness<Tx> {
   store: IdempotencyStore<Tx>;
   /** Transactional stores: a business table the handler writes to inside the store's transaction. */
   business?: { insert(tx: Tx, id: string): Promise<void>; count(): Promise<number> };
+  /** Writes a record with raw SQL or raw Redis commands exactly as the release before formats did. */
+  writeFormat1Record?(record: Format1Record): Promise<void>;
   /** TTL stores: the backend's remaining time to live of the record for `scopeKey`. */
   ttlMs?(scopeKey: string): Promise<number>;
   cleanup(): Promise<void>;
@@ -37,6 +56,8 @@ export interface StoreHarness<Tx> {
 export interface StoreFactory<Tx> {
   /** A fresh, empty store (its own table or key prefix), called before every case. */
   create(): Promise<StoreHarness<Tx>>;
+  /** The harness can write records as the release before formats did (`writeFormat1Record`). */
+  writesFormat1?: boolean;
   /** The same kind of store pointed at a backend that is down (e.g. a closed port). */
   unavailable?(): Promise<{ store: IdempotencyStore<Tx>; cleanup(): Promise<void> }>;
 }
@@ -98,7 +119,7 @@ export function describeStoreContract<Tx>(
     it('reports the record that refused a claim exactly, with numeric times', async () => {
       const scopeKey = `scope-${randomUUID()}`;
       const first = claimInput(scopeKey, clock.nowMs);
-      expect(await harness.store.claim(first)).toEqual({ claimed: true, recordId: first.recordId });
+      expect(await harness.store.claim(first)).toEqual({ claimed: true, recordId: first.recordId, data: {} });
       const second = await harness.store.claim({
         ...claimInput(scopeKey, clock.nowMs + 1),
         fingerprint: first.fingerprint,
@@ -113,8 +134,184 @@ export function describeStoreContract<Tx>(
           token: first.token,
           leaseExpiresAtMs: first.leaseExpiresAtMs,
           expiresAtMs: first.expiresAtMs,
+          formatVersion: currentRecordFormatVersion,
+          data: {},
         },
       });
+    });
+
+    describe('record format and data part', () => {
+      it('writes the current format with the data given on claim, and shows it to the next claim', async () => {
+        const scopeKey = `scope-${randomUUID()}`;
+        const data = { steps: { charge: { done: true, at: 3 } }, note: 'ü "quoted" ,"data":' };
+        const first = { ...claimInput(scopeKey, clock.nowMs), data };
+        expect(await harness.store.claim(first)).toEqual({ claimed: true, recordId: first.recordId, data });
+        const refused = await harness.store.claim({ ...claimInput(scopeKey, clock.nowMs + 1) });
+        expect(refused).toMatchObject({
+          claimed: false,
+          record: { state: 'claimed', formatVersion: currentRecordFormatVersion, data },
+        });
+      });
+
+      it('saves data only while the token holds the claim, and keeps it across a lease takeover', async () => {
+        const scopeKey = `scope-${randomUUID()}`;
+        const first = claimInput(scopeKey, clock.nowMs);
+        await harness.store.claim(first);
+        expect(harness.store.saveData).toBeTypeOf('function');
+        const saveData = harness.store.saveData!.bind(harness.store);
+        expect(await saveData({ scopeKey, token: randomUUID(), data: { stolen: true } })).toBe(false);
+        expect(
+          await saveData({ scopeKey: `scope-${randomUUID()}`, token: first.token, data: { x: 1 } }),
+        ).toBe(false);
+        expect(await saveData({ scopeKey, token: first.token, data: { step: 'reserve', items: [] } })).toBe(
+          true,
+        );
+        expect(await saveData({ scopeKey, token: first.token, data: { step: 'charge', items: [1] } })).toBe(
+          true,
+        );
+        // The lease lapses; the same request takes over, keeps the record id and what was checkpointed.
+        const takeover = {
+          ...claimInput(scopeKey, first.leaseExpiresAtMs),
+          fingerprint: first.fingerprint,
+          data: { ignored: 'a takeover keeps the record data' },
+        };
+        expect(await harness.store.claim(takeover)).toEqual({
+          claimed: true,
+          recordId: first.recordId,
+          data: { step: 'charge', items: [1] },
+        });
+        expect(await saveData({ scopeKey, token: first.token, data: { late: true } })).toBe(false);
+        expect(await saveData({ scopeKey, token: takeover.token, data: { step: 'ship' } })).toBe(true);
+        const completion = {
+          scopeKey,
+          token: takeover.token,
+          response: response(201, 'shipped'),
+          expiresAtMs: takeover.expiresAtMs,
+        };
+        expect(await harness.store.complete(completion)).toBe(true);
+        // A completed record is no claim: its data cannot be checkpointed any more.
+        expect(await saveData({ scopeKey, token: takeover.token, data: { after: true } })).toBe(false);
+        const record = await harness.store.claim(claimInput(scopeKey, takeover.nowMs + 1));
+        expect(record).toMatchObject({
+          claimed: false,
+          record: { state: 'completed', data: { step: 'ship' } },
+        });
+      });
+
+      it('replaces the data part on completion when given, and starts a new record from the claim data', async () => {
+        const scopeKey = `scope-${randomUUID()}`;
+        const first = { ...claimInput(scopeKey, clock.nowMs), data: { at: 'claim' } };
+        await harness.store.claim(first);
+        await harness.store.complete({
+          scopeKey,
+          token: first.token,
+          response: response(201, 'done'),
+          expiresAtMs: first.expiresAtMs,
+          data: { at: 'complete', operation: { id: 'op-1' } },
+        });
+        const completed = await harness.store.claim(claimInput(scopeKey, clock.nowMs + 1));
+        expect(completed).toMatchObject({
+          claimed: false,
+          record: { state: 'completed', data: { at: 'complete', operation: { id: 'op-1' } } },
+        });
+        // Retention over: a new record, with a new id and the new claim's data.
+        const fresh = { ...claimInput(scopeKey, first.expiresAtMs), data: { at: 'new record' } };
+        expect(await harness.store.claim(fresh)).toEqual({
+          claimed: true,
+          recordId: fresh.recordId,
+          data: { at: 'new record' },
+        });
+      });
+
+      if (factory.writesFormat1) {
+        it('reads a completed record of the release before formats as format 1 and replays it byte for byte', async () => {
+          const request = keyedRequest();
+          const probe = executed(await engine.begin(request));
+          const seen = await harness.store.claim(claimInput(probe.scopeKey, clock.nowMs));
+          if (seen.claimed) throw new Error('the probe claim should hold the key');
+          const { fingerprint } = seen.record;
+          await probe.release();
+          const original: StoredResponse = {
+            status: 201,
+            headers: { 'content-type': 'application/json', location: '/orders/o-legacy', etag: '"v1"' },
+            body: Uint8Array.from([0x7b, 0x7d, 0x00, 0xff, 0x0a, 0x0d, 0xe2, 0x9c, 0x93]),
+          };
+          const legacy: Format1Record = {
+            scopeKey: probe.scopeKey,
+            recordId: `legacy-${randomUUID()}`,
+            fingerprint,
+            token: randomUUID(),
+            leaseExpiresAtMs: clock.nowMs + leaseMs,
+            expiresAtMs: clock.nowMs + retentionMs,
+            response: original,
+          };
+          await harness.writeFormat1Record!(legacy);
+          const refused = await harness.store.claim(claimInput(probe.scopeKey, clock.nowMs));
+          expect(refused).toEqual({
+            claimed: false,
+            record: {
+              state: 'completed',
+              scopeKey: legacy.scopeKey,
+              recordId: legacy.recordId,
+              fingerprint: legacy.fingerprint,
+              expiresAtMs: legacy.expiresAtMs,
+              response: original,
+              formatVersion: 1,
+              data: {},
+            },
+          });
+          expect(await engine.begin(request)).toEqual({
+            outcome: 'replayed',
+            recordId: legacy.recordId,
+            response: original,
+          });
+        });
+
+        it('takes over a lapsed claim of the release before formats, keeping its id, and completes it', async () => {
+          const scopeKey = `scope-${randomUUID()}`;
+          const legacy: Format1Record = {
+            scopeKey,
+            recordId: `legacy-${randomUUID()}`,
+            fingerprint: `fp-${randomUUID()}`,
+            token: randomUUID(),
+            leaseExpiresAtMs: clock.nowMs + leaseMs,
+            expiresAtMs: clock.nowMs + retentionMs,
+          };
+          await harness.writeFormat1Record!(legacy);
+          const during = await harness.store.claim(claimInput(scopeKey, clock.nowMs));
+          expect(during).toMatchObject({
+            claimed: false,
+            record: { state: 'claimed', token: legacy.token, formatVersion: 1, data: {} },
+          });
+          // The old claim's holder may still checkpoint (the format is upgraded in place).
+          expect(await harness.store.saveData!({ scopeKey, token: legacy.token, data: { n: 1 } })).toBe(true);
+          const takeover = {
+            ...claimInput(scopeKey, legacy.leaseExpiresAtMs),
+            fingerprint: legacy.fingerprint,
+          };
+          expect(await harness.store.claim(takeover)).toEqual({
+            claimed: true,
+            recordId: legacy.recordId,
+            data: { n: 1 },
+          });
+          const completion = {
+            scopeKey,
+            token: takeover.token,
+            response: response(201, 'finished'),
+            expiresAtMs: takeover.expiresAtMs,
+          };
+          expect(await harness.store.complete(completion)).toBe(true);
+          const after = await harness.store.claim(claimInput(scopeKey, takeover.nowMs + 1));
+          expect(after).toMatchObject({
+            claimed: false,
+            record: {
+              state: 'completed',
+              recordId: legacy.recordId,
+              formatVersion: currentRecordFormatVersion,
+            },
+          });
+        });
+      }
     });
 
     it('answers in use while the lease holds, then lets a retry take over with the same record id', async () => {

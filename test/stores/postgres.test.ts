@@ -1,23 +1,27 @@
 // Runs the store contract against the PostgreSQL store on the real server at 127.0.0.1:5432,
-// in a schema of its own that is dropped afterwards; plus the store's own migration checks.
-import { randomBytes } from 'node:crypto';
+// in a throwaway database (a schema per file inside it) dropped afterwards; plus the store's own
+// checks: migrations, the unit of work's connection failures, long table names.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresStore, postgresMigrationSql } from '../../src/stores/postgres.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describeStoreContract } from './contract.js';
 
-const connection = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' };
-const schema = `retrysafe_test_${randomBytes(6).toString('hex')}`;
-const pool = new pg.Pool({ ...connection, max: 10 });
+const connection = { host: '127.0.0.1', port: 5432, user: 'postgres' };
+const schema = 'store_test';
+let database: TestDatabase;
+let pool: pg.Pool;
 let tables = 0;
 
 beforeAll(async () => {
+  database = await createTestDatabase('retrysafe_store');
+  pool = new pg.Pool({ connectionString: database.url, max: 10 });
   await pool.query(`CREATE SCHEMA ${schema}`);
 });
 
 afterAll(async () => {
-  await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   await pool.end();
+  await database.drop();
 });
 
 async function freshStore() {
@@ -36,6 +40,25 @@ describeStoreContract<pg.PoolClient>(
       await pool.query(`CREATE TABLE ${orders} (id text PRIMARY KEY)`);
       return {
         store,
+        // The INSERT the release before record formats ran: format_version and data take their defaults.
+        writeFormat1Record: async (record) => {
+          await pool.query(
+            `INSERT INTO ${store.tableName} (scope_key, record_id, fingerprint, token, state, lease_expires_at_ms,
+               expires_at_ms, status, headers, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+            [
+              record.scopeKey,
+              record.recordId,
+              record.fingerprint,
+              record.token,
+              record.response ? 'completed' : 'claimed',
+              record.leaseExpiresAtMs,
+              record.expiresAtMs,
+              record.response?.status ?? null,
+              record.response ? JSON.stringify(record.response.headers) : null,
+              record.response ? Buffer.from(record.response.body) : null,
+            ],
+          );
+        },
         business: {
           insert: async (tx, id) => {
             await tx.query(`INSERT INTO ${orders} (id) VALUES ($1)`, [id]);
@@ -45,6 +68,7 @@ describeStoreContract<pg.PoolClient>(
         cleanup: async () => {},
       };
     },
+    writesFormat1: true,
     // Nothing listens on port 1: every connection attempt is refused at once.
     unavailable: async () => {
       const downPool = new pg.Pool({ ...connection, port: 1, connectionTimeoutMillis: 2_000 });
@@ -86,7 +110,7 @@ describe('postgres store', () => {
 
   it('returns every checked-out client to the pool, whether the work commits or throws', async () => {
     const store = await freshStore();
-    const smallPool = new pg.Pool({ ...connection, max: 1 });
+    const smallPool = new pg.Pool({ connectionString: database.url, max: 1 });
     const smallStore = createPostgresStore<pg.PoolClient>({ pool: smallPool, tableName: store.tableName });
     try {
       // With one connection, a single leaked client would make the next transaction wait forever.

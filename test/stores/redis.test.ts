@@ -27,8 +27,33 @@ describeStoreContract(
   {
     create: async () => {
       const store = freshStore();
-      return { store, ttlMs: (scopeKey) => client.pttl(store.keyFor(scopeKey)), cleanup: async () => {} };
+      return {
+        store,
+        ttlMs: (scopeKey) => client.pttl(store.keyFor(scopeKey)),
+        // The exact bytes the release before record formats wrote: no formatVersion, no data.
+        writeFormat1Record: async (record) => {
+          const fields = JSON.stringify({
+            scopeKey: record.scopeKey,
+            recordId: record.recordId,
+            fingerprint: record.fingerprint,
+            leaseExpiresAtMs: record.leaseExpiresAtMs,
+            expiresAtMs: record.expiresAtMs,
+          });
+          const value = record.response
+            ? Buffer.concat([
+                Buffer.from(`d:${record.token}\n${fields}\n`),
+                Buffer.from(
+                  `${JSON.stringify({ status: record.response.status, headers: record.response.headers, expiresAtMs: record.expiresAtMs })}\n`,
+                ),
+                Buffer.from(record.response.body),
+              ])
+            : Buffer.from(`c:${record.token}\n${fields}\n`);
+          await client.set(store.keyFor(record.scopeKey), value, 'PXAT', Math.ceil(record.expiresAtMs));
+        },
+        cleanup: async () => {},
+      };
     },
+    writesFormat1: true,
     // Nothing listens on port 1; no retries and no offline queue, so a command fails at once.
     unavailable: async () => {
       const down = new Redis({

@@ -27,6 +27,24 @@ describeStoreContract<SqliteDatabase>(
       const store = createSqliteStore({ database: db });
       return {
         store,
+        // The INSERT the release before record formats ran: format_version and data take their defaults.
+        writeFormat1Record: async (record) => {
+          db.prepare(
+            `INSERT INTO retrysafe_idempotency (scope_key, record_id, fingerprint, token, state, lease_expires_at_ms,
+               expires_at_ms, status, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          ).run(
+            record.scopeKey,
+            record.recordId,
+            record.fingerprint,
+            record.token,
+            record.response ? 'completed' : 'claimed',
+            record.leaseExpiresAtMs,
+            record.expiresAtMs,
+            record.response?.status ?? null,
+            record.response ? JSON.stringify(record.response.headers) : null,
+            record.response ? Buffer.from(record.response.body) : null,
+          );
+        },
         business: {
           insert: async (tx, id) => {
             tx.prepare('INSERT INTO orders (id) VALUES (?)').run(id);
@@ -36,6 +54,7 @@ describeStoreContract<SqliteDatabase>(
         cleanup: () => store.close(),
       };
     },
+    writesFormat1: true,
     // A closed database is SQLite's "store down": every statement throws.
     unavailable: async () => {
       const store = createSqliteStore({ database: openFresh() });
