@@ -2,8 +2,8 @@
 // notation for nested fields), then coerces the strings by the route's JSON Schema, so a form
 // and the equivalent JSON validate — and fingerprint — as the same request.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import fp from 'fastify-plugin';
-import qs from 'qs';
+import { asFastifyPlugin } from './fastify-plugin-meta.js';
+import { rememberRawBody } from './fastify-raw-body.js';
 
 export interface FormBodiesOptions {
   /** Most array items a form may carry (`items[99][sku]`). Default 100. */
@@ -20,8 +20,11 @@ const formContentType = 'application/x-www-form-urlencoded';
 
 async function formBodiesPlugin(fastify: FastifyInstance, options: FormBodiesOptions): Promise<void> {
   const arrayLimit = options.arrayLimit ?? 100;
-  fastify.addContentTypeParser(formContentType, { parseAs: 'string' }, (_request, body, done) => {
-    done(null, qs.parse(body as string, { depth: 5, arrayLimit, parameterLimit: 1000, allowDots: false }));
+  const qs = await loadQs();
+  fastify.addContentTypeParser(formContentType, { parseAs: 'buffer' }, (request, body, done) => {
+    rememberRawBody(request, body as Buffer);
+    const text = (body as Buffer).toString('utf8');
+    done(null, qs.parse(text, { depth: 5, arrayLimit, parameterLimit: 1000, allowDots: false }));
   });
   fastify.addHook('preValidation', async (request: FastifyRequest) => {
     // Media types are case-insensitive (RFC 9110 §8.3.1), as Fastify's parser lookup is.
@@ -65,4 +68,13 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-export const formBodies = fp(formBodiesPlugin, { fastify: '5.x', name: 'retrysafe-form-bodies' });
+/** qs is an optional peer: only apps that take HTML forms install it. */
+async function loadQs(): Promise<typeof import('qs')> {
+  try {
+    return (await import('qs')).default;
+  } catch (cause) {
+    throw new Error('formBodies needs the qs package: npm install qs', { cause });
+  }
+}
+
+export const formBodies = asFastifyPlugin(formBodiesPlugin, 'retrysafe-form-bodies');

@@ -1,26 +1,33 @@
-// `retrysafe/fastify`: a thin Fastify shell over the engine. It parses the key, asks the engine
-// to begin, replays or refuses, and settles the execution; all decisions live in the engine.
+// `retrysafe/fastify`: Fastify over the request lifecycle. It only translates: a marked route's
+// request becomes a neutral request, its handler runs inside `lifecycle.handle`, and the
+// neutral answer is written back. Every decision (key, replay, settle, problems) is the
+// lifecycle's; nothing is stored after it was sent and no reply method is patched.
 import type {
   FastifyInstance,
-  FastifyPluginAsync,
   FastifyReply,
   FastifyRequest,
   HookHandlerDoneFunction,
   RouteOptions,
 } from 'fastify';
-import fp from 'fastify-plugin';
+import type { IdempotencyEngine } from '../idempotency/engine.js';
 import {
-  createIdempotencyEngine,
-  type Execution,
-  type IdempotencyEngine,
-  type IdempotencyEngineOptions,
-  type IdempotencyOutcome,
-} from '../idempotency/engine.js';
-import { IdempotencyKeyMissingError } from '../idempotency/errors.js';
-import { parseIdempotencyKey } from '../idempotency/key.js';
+  createLifecycle,
+  type IdempotencyMode,
+  type LifecycleOptions,
+  type LifecycleOutcome,
+  type RequestContext,
+  type RequestLifecycle,
+} from '../idempotency/lifecycle.js';
 import { type ResponseDraft, toStoredResponse } from '../idempotency/response.js';
 import type { StoredResponse } from '../idempotency/store.js';
+import { asFastifyPlugin } from './fastify-plugin-meta.js';
+import { keepRawJsonBodies, rawBodyOf } from './fastify-raw-body.js';
 
+export {
+  defaultIdempotencyHeader,
+  type IdempotencyMode,
+  replayedHeaderNames,
+} from '../idempotency/lifecycle.js';
 export { type FormBodiesOptions, formBodies } from './fastify-form.js';
 export {
   maxReportedFieldErrors,
@@ -34,28 +41,16 @@ export {
   useProblemDetails,
 } from './fastify-problem.js';
 
-export const defaultIdempotencyHeader = 'idempotency-key';
-
-/** Headers kept with a response produced outside `reply.idempotent` and sent again on replay. */
-export const replayedHeaderNames = [
-  'content-type',
-  'location',
-  'etag',
-  'content-location',
-  'last-modified',
-  'link',
-  'operation-location',
-  'retry-after',
-] as const;
-
-/** `required`: a request without a key is 400. `optional`: keyed requests are protected, others run as usual. */
-export type IdempotencyMode = 'required' | 'optional';
-
 export interface IdempotencyState {
   key: string | undefined;
-  outcome: IdempotencyOutcome | undefined;
+  /** What the lifecycle did; set once the handler's answer is known. */
+  outcome: LifecycleOutcome | undefined;
   recordId: string | undefined;
-  execution: Execution<unknown> | undefined;
+  /**
+   * A stable id for the resource `name` this request creates (see `RequestContext.idFor`).
+   * Available inside the handler.
+   */
+  idFor(name: string): string;
 }
 
 declare module 'fastify' {
@@ -68,165 +63,132 @@ declare module 'fastify' {
   }
   interface FastifyReply {
     /**
-     * Runs `work` (your writes) and sends its answer. With a key, the writes and the stored
-     * response commit in one transaction of the store; a throw or a 5xx rolls both back.
+     * Runs `work` (your writes) in one transaction and answers with what it returns. With a
+     * key, the writes and the stored answer commit together; a throw or a 5xx rolls both back.
      */
     idempotent<Tx>(work: (tx: Tx) => ResponseDraft | Promise<ResponseDraft>): Promise<FastifyReply>;
   }
   interface FastifyInstance {
     idempotencyEngine: IdempotencyEngine<unknown>;
+    idempotencyLifecycle: RequestLifecycle<unknown>;
   }
 }
 
-export type FastifyIdempotencyOptions<Tx> = (
-  | IdempotencyEngineOptions<Tx>
-  | { engine: IdempotencyEngine<Tx> }
-) & {
+export type FastifyIdempotencyOptions<Tx> = LifecycleOptions<Tx> & {
   /** Who is calling (tenant, account, principal). Keys never replay across scopes. */
   scope: (request: FastifyRequest) => string;
-  /** Header to read the key from. Default `Idempotency-Key`. */
-  headerName?: string;
-  /** Called once per keyed request with what the engine decided (for metrics). */
-  onOutcome?: (outcome: IdempotencyOutcome, request: FastifyRequest) => void;
+  /** Called once per request on a marked route with what the lifecycle did (for metrics). */
+  onOutcome?: (outcome: LifecycleOutcome, request: FastifyRequest) => void;
 };
 
-const plugin: FastifyPluginAsync<FastifyIdempotencyOptions<unknown>> = async (fastify, options) => {
-  const engine = 'engine' in options ? options.engine : createIdempotencyEngine(options);
-  const headerName = (options.headerName ?? defaultIdempotencyHeader).toLowerCase();
+/** Per request: the handler's context and what `reply.idempotent` committed. */
+interface RouteRun {
+  context: RequestContext<unknown> | undefined;
+  committed: StoredResponse | undefined;
+}
+
+const runs = new WeakMap<FastifyRequest, RouteRun>();
+
+async function plugin(fastify: FastifyInstance, options: FastifyIdempotencyOptions<unknown>): Promise<void> {
+  const lifecycle = createLifecycle(options);
   const { scope, onOutcome } = options;
 
-  fastify.decorate('idempotencyEngine', engine);
+  fastify.decorate('idempotencyEngine', lifecycle.engine);
+  fastify.decorate('idempotencyLifecycle', lifecycle);
   fastify.decorateRequest('idempotency', null);
+  keepRawJsonBodies(fastify);
+
   fastify.decorateReply('idempotent', async function idempotent(this: FastifyReply, work) {
-    const execution = this.request.idempotency?.execution;
-    const draftToStored = async (tx: unknown) => toStoredResponse(await work(tx as never));
-    const response = execution
-      ? await execution.commit(draftToStored)
-      : await runWithoutKey(engine, draftToStored);
-    return sendStored(this, response);
+    const run = runs.get(this.request);
+    const toStored = async (tx: unknown) => toStoredResponse(await work(tx as never));
+    if (run?.context === undefined) {
+      // A route without `config.idempotency`: one transaction, a 5xx rolls it back.
+      return sendStored(this, await lifecycle.engine.commitWithoutKey(toStored));
+    }
+    // Sent right away: this is the answer the lifecycle settles on. (A reply is a thenable,
+    // so returning it unsent from an async function would wait for a send that never comes.)
+    run.committed = await run.context.commit(toStored);
+    return sendStored(this, run.committed);
   } as FastifyReply['idempotent']);
 
   fastify.addHook('onRoute', (route: RouteOptions) => {
     const mode = route.config?.idempotency;
     if (mode === undefined) return;
-    route.preValidation = [...asArray(route.preValidation), readKey(mode, headerName)];
-    route.preHandler = [...asArray(route.preHandler), begin];
+    route.preValidation = [...asArray(route.preValidation), readKey(lifecycle, mode)];
+    route.handler = wrapHandler(route.handler, mode);
   });
 
-  async function begin(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const state = request.idempotency;
-    if (state?.key === undefined) return;
-    const result = await engine.begin({
-      scope: scope(request),
-      method: request.method,
-      route: request.routeOptions.url ?? request.url,
-      path: request.url.split('?')[0] ?? request.url,
-      key: state.key,
-      body: request.body,
-    });
-    state.outcome = result.outcome;
-    onOutcome?.(result.outcome, request);
-    switch (result.outcome) {
-      case 'executed':
-        state.execution = result.execution;
-        state.recordId = result.execution.recordId;
-        return;
-      case 'replayed':
-        state.recordId = result.recordId;
-        reply.header('idempotent-replayed', 'true');
-        await sendStored(reply, result.response);
-        return;
-      default:
-        throw result.error;
-    }
+  function wrapHandler(handler: RouteOptions['handler'], mode: IdempotencyMode): RouteOptions['handler'] {
+    return async function lifecycleHandler(this: FastifyInstance, request, reply) {
+      const state = request.idempotency;
+      if (state === null) return reply; // readKey refused the key and answered
+      const run: RouteRun = { context: undefined, committed: undefined };
+      runs.set(request, run);
+      const handled = await lifecycle.handle(
+        {
+          method: request.method,
+          route: request.routeOptions.url ?? request.url,
+          path: request.url.split('?')[0] ?? request.url,
+          headers: request.headers,
+          body: rawBodyOf(request),
+          scope: scope(request),
+        },
+        { mode, key: state.key },
+        async (context) => {
+          run.context = context;
+          // Known now, and needed by onResponse hooks: reply.idempotent sends before we return.
+          state.outcome = context.key === undefined ? 'unkeyed' : 'executed';
+          state.recordId = context.recordId;
+          const returned = await handler.call(this, request, reply);
+          if (run.committed !== undefined) return run.committed;
+          if (reply.sent)
+            throw new Error('an idempotent route answered with reply.send(); use reply.idempotent');
+          if (returned === reply || returned === undefined) {
+            throw new Error('an idempotent route returned no answer; use reply.idempotent or return a body');
+          }
+          return { status: reply.statusCode, headers: replyHeaders(reply), body: returned };
+        },
+      );
+      state.outcome = handled.outcome;
+      state.recordId = handled.recordId;
+      onOutcome?.(handled.outcome, request);
+      if (handled.error !== undefined) request.log.error({ err: handled.error }, 'request failed');
+      if (reply.sent) return reply;
+      return sendStored(reply, handled.response);
+    };
   }
 
-  // Settles executions whose handler answered without `reply.idempotent` (e.g. a thrown 4xx),
-  // before the response leaves, so a retry never races an unsaved result. A callback hook:
-  // the common case (already settled, or no key) passes the payload on without a promise.
-  fastify.addHook('onSend', (request, reply, payload, done) => {
-    const execution = request.idempotency?.execution;
-    if (!execution || execution.settled) {
-      done(null, payload);
-      return;
-    }
-    settleOnSend(execution, reply, payload).then(
-      () => done(null, payload),
-      (error: Error) => done(error),
-    );
-  });
-
-  // Safety net: whatever happened, no claim outlives its request.
-  fastify.addHook('onResponse', (request, _reply, done) => {
-    const execution = request.idempotency?.execution;
-    if (execution && !execution.settled) execution.release().then(() => done(), done);
-    else done();
-  });
-};
-
-async function settleOnSend(
-  execution: Execution<unknown>,
-  reply: FastifyReply,
-  payload: unknown,
-): Promise<void> {
-  if (reply.statusCode >= 500 || !isStorable(payload)) {
-    await execution.release();
-    return;
-  }
-  await execution.complete({
-    status: reply.statusCode,
-    headers: pickReplayHeaders(reply),
-    body: payload === null || payload === undefined ? new Uint8Array(0) : Buffer.from(payload),
-  });
-}
-
-function readKey(mode: IdempotencyMode, headerName: string) {
-  const displayName = headerName.replace(/(^|-)\w/g, (s) => s.toUpperCase());
-  // A callback hook: nothing here waits, so no promise per request.
-  return function readIdempotencyKey(
-    request: FastifyRequest,
-    _reply: FastifyReply,
-    done: HookHandlerDoneFunction,
-  ): void {
-    let key: string | undefined;
-    try {
+  function readKey(lifecycle: RequestLifecycle<unknown>, mode: IdempotencyMode) {
+    // A callback hook: nothing here waits, so no promise per request.
+    return function readIdempotencyKey(
+      request: FastifyRequest,
+      reply: FastifyReply,
+      done: HookHandlerDoneFunction,
+    ): void {
       // Node joins a repeated header into one comma-separated value; its distinct copies let
       // the parser say "sent more than once". (Fastify's inject has no headersDistinct.)
-      const raw = request.raw.headersDistinct?.[headerName] ?? request.headers[headerName];
-      key = parseIdempotencyKey(raw, displayName);
-    } catch (error) {
-      done(error as Error);
-      return;
-    }
-    if (key === undefined && mode === 'required') {
-      done(new IdempotencyKeyMissingError(displayName));
-      return;
-    }
-    request.idempotency = { key, outcome: undefined, recordId: undefined, execution: undefined };
-    done();
-  };
-}
-
-async function runWithoutKey(
-  engine: IdempotencyEngine<unknown>,
-  work: (tx: unknown) => Promise<StoredResponse>,
-): Promise<StoredResponse> {
-  const run = engine.store.transaction?.bind(engine.store) ?? engine.options.transaction;
-  if (run === undefined) return work(undefined);
-  // A 5xx from the handler must not leave half its writes behind, keyed or not.
-  let failed: StoredResponse | undefined;
-  try {
-    return await run(async (tx) => {
-      const response = await work(tx);
-      if (response.status >= 500) {
-        failed = response;
-        throw new Error('rollback');
+      const name = lifecycle.headerName;
+      const raw = request.raw.headersDistinct?.[name] ?? request.headers[name];
+      let key: string | undefined;
+      try {
+        key = lifecycle.readKey({ [name]: raw }, mode);
+      } catch (error) {
+        onOutcome?.('refused', request);
+        sendStored(reply, lifecycle.problem(error));
+        return done();
       }
-      return response;
-    });
-  } catch (error) {
-    if (failed) return failed;
-    throw error;
+      request.idempotency = {
+        key,
+        outcome: undefined,
+        recordId: undefined,
+        idFor(name: string) {
+          const context = runs.get(request)?.context;
+          if (context === undefined) throw new Error('idFor is available inside the route handler');
+          return context.idFor(name);
+        },
+      };
+      done();
+    };
   }
 }
 
@@ -237,17 +199,12 @@ function sendStored(reply: FastifyReply, response: StoredResponse): FastifyReply
   return reply.send(Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength));
 }
 
-function pickReplayHeaders(reply: FastifyReply): Record<string, string> {
+function replyHeaders(reply: FastifyReply): Record<string, string> {
   const headers: Record<string, string> = {};
-  for (const name of replayedHeaderNames) {
-    const value = reply.getHeader(name);
+  for (const [name, value] of Object.entries(reply.getHeaders())) {
     if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : String(value);
   }
   return headers;
-}
-
-function isStorable(payload: unknown): payload is string | Buffer | null | undefined {
-  return payload === null || payload === undefined || typeof payload === 'string' || Buffer.isBuffer(payload);
 }
 
 function asArray<T>(value: T | T[] | undefined): T[] {
@@ -255,10 +212,10 @@ function asArray<T>(value: T | T[] | undefined): T[] {
   return Array.isArray(value) ? value : [value];
 }
 
-/** Register before the routes it protects; mark a route with `config: { idempotency: 'required' }`. */
 /**
- * The plugin. Generic in the store's transaction type, so `app.register(idempotency<Tx>, …)`
- * types `reply.idempotent`'s `tx`; plain `app.register(idempotency, …)` works too.
+ * The plugin. Register it before the routes it protects and mark a route with
+ * `config: { idempotency: 'required' | 'optional' | 'off' }`. Generic in the store's
+ * transaction type, so `app.register(idempotency<Tx>, …)` types `reply.idempotent`'s `tx`.
  */
 export interface IdempotencyPlugin {
   <Tx>(instance: FastifyInstance, options: FastifyIdempotencyOptions<Tx>): Promise<void>;
@@ -266,9 +223,6 @@ export interface IdempotencyPlugin {
   (instance: FastifyInstance, options: FastifyIdempotencyOptions<unknown>): Promise<void>;
 }
 
-export const idempotency = fp(plugin, {
-  fastify: '5.x',
-  name: 'retrysafe-idempotency',
-}) as unknown as IdempotencyPlugin;
+export const idempotency = asFastifyPlugin(plugin, 'retrysafe-idempotency') as unknown as IdempotencyPlugin;
 
 export default idempotency;

@@ -1,7 +1,7 @@
 // The idempotency engine: decides, for one keyed request, whether to execute, replay,
 // refuse as in use, or refuse as a mismatched reuse — and makes the execution exactly-once.
 // It knows no framework; adapters hand it a neutral request and get back a decision.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { ProblemError } from '../http/problem.js';
 import {
   IdempotencyKeyInUseError,
@@ -9,7 +9,7 @@ import {
   IdempotencyLeaseLostError,
   IdempotencyStoreUnavailableError,
 } from './errors.js';
-import { fingerprintRequest } from './fingerprint.js';
+import { fingerprintRequest, isLegacyFingerprint } from './fingerprint.js';
 import type { IdempotencyStore, StoredResponse } from './store.js';
 
 export const defaultLeaseMs = 60_000;
@@ -59,9 +59,24 @@ export interface IdempotentRequest {
   /** The concrete path, e.g. `/orders`: part of the fingerprint. */
   path: string;
   key: string;
-  /** The parsed body (JSON or form, already decoded). */
+  /** The parsed body (JSON or form, already decoded); ignored when `fingerprint` is given. */
   body: unknown;
+  /** A fingerprint made by the caller (the lifecycle fingerprints the raw bytes). */
+  fingerprint?: string;
+  /**
+   * The first-wave fingerprint of this request, when it can be made: a record written before
+   * fingerprints were versioned still matches it, so a retry across an upgrade replays.
+   */
+  legacyFingerprint?: () => string | undefined;
 }
+
+/**
+ * What the engine promises with its store. `exactly-once`: the records share the business
+ * transaction, so a run either commits with its stored response or leaves nothing. With
+ * records elsewhere (Redis, memory) a run whose lease lapsed may commit its writes after a
+ * takeover ran them again: `at-least-once-per-lease`, so writes must be keyed on `idFor`.
+ */
+export type DeliveryGuarantee = 'exactly-once' | 'at-least-once-per-lease';
 
 export type IdempotencyOutcome = 'executed' | 'replayed' | 'in_use' | 'mismatch';
 
@@ -88,6 +103,27 @@ export class IdempotencyEngine<Tx = never> {
     return this.options.store;
   }
 
+  /** The one answer to "do records share the business transaction?". */
+  get guarantee(): DeliveryGuarantee {
+    return this.options.store.transaction === undefined ? 'at-least-once-per-lease' : 'exactly-once';
+  }
+
+  /**
+   * Runs `work` in the business transaction: the store's own (SQL stores) or the
+   * `transaction` option's, or directly when there is neither.
+   */
+  runTransaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+    const { store, transaction } = this.options;
+    if (store.transaction !== undefined) return store.transaction(work);
+    if (transaction !== undefined) return transaction(work);
+    return work(undefined as Tx);
+  }
+
+  /** Writes without a key: one transaction, rolled back when the answer `rollsBack`. */
+  commitWithoutKey(work: (tx: Tx) => Promise<StoredResponse> | StoredResponse): Promise<StoredResponse> {
+    return runRollingBack((inner) => this.runTransaction(inner), work);
+  }
+
   /** Scope + method + route + key: the identity of a record (PROTOCOL.md rule 7). */
   scopeKey(request: Pick<IdempotentRequest, 'scope' | 'method' | 'route' | 'key'>): string {
     return JSON.stringify([request.scope, request.method.toUpperCase(), request.route, request.key]);
@@ -96,22 +132,29 @@ export class IdempotencyEngine<Tx = never> {
   async begin(request: IdempotentRequest): Promise<BeginResult<Tx>> {
     const { store, leaseMs, retentionMs, inUseRetryAfterMs, now } = this.options;
     const scopeKey = this.scopeKey(request);
-    const fingerprint = fingerprintRequest(request);
+    let fingerprint = request.fingerprint ?? fingerprintRequest(request);
     const token = randomUUID();
     const nowMs = now();
-    let result: Awaited<ReturnType<IdempotencyStore<Tx>['claim']>>;
-    try {
-      result = await store.claim({
-        scopeKey,
-        fingerprint,
-        token,
-        recordId: randomUUID(),
-        nowMs,
-        leaseExpiresAtMs: nowMs + leaseMs,
-        expiresAtMs: nowMs + retentionMs,
-      });
-    } catch (error) {
-      throw new IdempotencyStoreUnavailableError(error);
+    const claim = (withFingerprint: string) =>
+      store
+        .claim({
+          scopeKey,
+          fingerprint: withFingerprint,
+          token,
+          recordId: randomUUID(),
+          nowMs,
+          leaseExpiresAtMs: nowMs + leaseMs,
+          expiresAtMs: nowMs + retentionMs,
+        })
+        .catch((error: unknown) => {
+          throw new IdempotencyStoreUnavailableError(error);
+        });
+    let result = await claim(fingerprint);
+    if (!result.claimed && this.#matchesLegacy(result.record.fingerprint, fingerprint, request)) {
+      // A record from before versioned fingerprints, for this same request: adopt its
+      // fingerprint, and claim again so a lapsed lease can still be taken over.
+      fingerprint = result.record.fingerprint;
+      if (result.record.state === 'claimed') result = await claim(fingerprint);
     }
     if (result.claimed) {
       return {
@@ -132,6 +175,11 @@ export class IdempotencyEngine<Tx = never> {
     }
     const waitMs = Math.min(Math.max(record.leaseExpiresAtMs - nowMs, 0), inUseRetryAfterMs);
     return { outcome: 'in_use', error: new IdempotencyKeyInUseError(Math.max(1, Math.ceil(waitMs / 1000))) };
+  }
+
+  #matchesLegacy(stored: string, current: string, request: IdempotentRequest): boolean {
+    if (stored === current || !isLegacyFingerprint(stored) || isLegacyFingerprint(current)) return false;
+    return request.legacyFingerprint?.() === stored;
   }
 
   /** Deletes expired records in batches of `batchSize`, at most `maxBatches` of them. */
@@ -165,10 +213,41 @@ export class IdempotencyEngine<Tx = never> {
   }
 }
 
-/** Thrown inside a store transaction to roll back a handler that answered 5xx. */
+/**
+ * The settle rule, written once: an answer with status 5xx rolls its writes back and frees
+ * the key so a retry executes again; anything below 500 is an answer, stored and replayed.
+ */
+export function rollsBack(response: { status: number }): boolean {
+  return response.status >= 500;
+}
+
+/** Thrown inside a transaction to roll back the writes of an answer that `rollsBack`. */
 class RollbackFor5xx extends Error {
   constructor(readonly response: StoredResponse) {
     super('rollback: handler answered 5xx');
+  }
+}
+
+/**
+ * Runs `work` in `run` (a transaction) and returns its answer; an answer that `rollsBack` is
+ * thrown through the transaction so its writes are undone, then returned all the same.
+ * `inside` runs last in the transaction (the fenced completion of a keyed run).
+ */
+async function runRollingBack<Tx>(
+  run: TransactionRunner<Tx>,
+  work: (tx: Tx) => Promise<StoredResponse> | StoredResponse,
+  inside?: (response: StoredResponse, tx: Tx) => Promise<void>,
+): Promise<StoredResponse> {
+  try {
+    return await run(async (tx) => {
+      const produced = await work(tx);
+      if (rollsBack(produced)) throw new RollbackFor5xx(produced);
+      await inside?.(produced, tx);
+      return produced;
+    });
+  } catch (error) {
+    if (error instanceof RollbackFor5xx) return error.response;
+    throw error;
   }
 }
 
@@ -206,45 +285,68 @@ export class Execution<Tx> {
   }
 
   /**
-   * Runs the handler's writes and stores their response atomically. A response with status
-   * ≥ 500, or a throw, rolls the writes back and releases the claim so a retry executes again.
+   * A stable id for the resource `name` this execution creates (`idFor('order')`): derived
+   * from the record id, so every run of one key — a retry after a crash, a takeover after a
+   * lapsed lease — creates the same row, and a unique index turns a repeat into a no-op.
+   */
+  idFor(name: string): string {
+    return derivedId(this.recordId, name);
+  }
+
+  /**
+   * Runs the handler's writes and stores their response atomically. A response that
+   * `rollsBack`, or a throw, rolls the writes back and releases the claim so a retry executes
+   * again. A deliberate 4xx `ProblemError` is rethrown with the claim still open, so the
+   * caller stores its answer with `complete` (the lifecycle does).
    */
   async commit(work: (tx: Tx) => Promise<StoredResponse> | StoredResponse): Promise<StoredResponse> {
     this.#assertOpen();
     const { store } = this.options;
-    if (store.transaction === undefined) return this.#commitOutsideStore(work);
+    const inStore = store.transaction !== undefined;
+    const run: TransactionRunner<Tx> = inStore
+      ? (inner) => store.transaction!(inner)
+      : (this.options.transaction ?? ((inner) => inner(undefined as Tx)));
     let workStarted = false;
+    let response: StoredResponse;
     try {
-      const response = await store.transaction(async (tx) => {
-        workStarted = true;
-        const produced = await work(tx);
-        if (produced.status >= 500) throw new RollbackFor5xx(produced);
-        if (!(await this.#completeIn(produced, tx))) throw new IdempotencyLeaseLostError();
-        return produced;
-      });
-      this.#settled = true;
-      return response;
+      response = await runRollingBack(
+        run,
+        (tx) => {
+          workStarted = true;
+          return work(tx);
+        },
+        // With records in the store, the fenced completion commits with the writes.
+        inStore
+          ? async (produced, tx) => {
+              if (!(await this.#completeIn(produced, tx))) throw new IdempotencyLeaseLostError();
+            }
+          : undefined,
+      );
     } catch (error) {
       if (error instanceof IdempotencyLeaseLostError) {
         this.#settled = true;
         throw error;
       }
-      if (error instanceof ProblemError && error.status < 500) {
-        // A deliberate 4xx (say, a username clash): its writes are rolled back, the claim stays
-        // open so the caller stores the answer with `complete` (the Fastify adapter does).
-        throw error;
-      }
+      if (error instanceof ProblemError && error.status < 500) throw error;
       await this.release();
-      if (error instanceof RollbackFor5xx) return error.response;
-      if (!workStarted && !(error instanceof ProblemError)) throw new IdempotencyStoreUnavailableError(error);
+      if (inStore && !workStarted && !(error instanceof ProblemError)) {
+        throw new IdempotencyStoreUnavailableError(error);
+      }
       throw error;
     }
+    if (rollsBack(response)) {
+      await this.release();
+      return response;
+    }
+    if (inStore) this.#settled = true;
+    else await this.complete(response);
+    return response;
   }
 
   /** Stores a response that was produced without transactional writes (e.g. a 4xx thrown by the handler). */
   async complete(response: StoredResponse): Promise<void> {
     this.#assertOpen();
-    if (response.status >= 500) return this.release();
+    if (rollsBack(response)) return this.release();
     const stored = await this.#completeIn(response, undefined);
     this.#settled = true;
     if (!stored) throw new IdempotencyLeaseLostError();
@@ -259,29 +361,6 @@ export class Execution<Tx> {
     } catch {
       // The store is unreachable: the lease expires by itself, after which a retry executes.
     }
-  }
-
-  async #commitOutsideStore(
-    work: (tx: Tx) => Promise<StoredResponse> | StoredResponse,
-  ): Promise<StoredResponse> {
-    const run: TransactionRunner<Tx> = this.options.transaction ?? ((inner) => inner(undefined as Tx));
-    let response: StoredResponse;
-    try {
-      response = await run(async (tx) => {
-        const produced = await work(tx);
-        // Thrown, so the caller's transaction rolls back the writes of a 5xx too.
-        if (produced.status >= 500) throw new RollbackFor5xx(produced);
-        return produced;
-      });
-    } catch (error) {
-      // As in `commit`: a deliberate 4xx keeps the claim open for `complete`.
-      if (error instanceof ProblemError && error.status < 500) throw error;
-      await this.release();
-      if (error instanceof RollbackFor5xx) return error.response;
-      throw error;
-    }
-    await this.complete(response);
-    return response;
   }
 
   async #completeIn(response: StoredResponse, tx: Tx | undefined): Promise<boolean> {
@@ -301,6 +380,13 @@ export class Execution<Tx> {
   #assertOpen(): void {
     if (this.#settled) throw new Error(`Execution for key ${this.key} was already settled`);
   }
+}
+
+/** A UUID (RFC 9562 version 8: name-based, sha256) for `<recordId>:<name>`. */
+export function derivedId(recordId: string, name: string): string {
+  const hex = createHash('sha256').update(`${recordId}:${name}`).digest('hex');
+  const variant = ((Number.parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
 function normalise<Tx>(options: IdempotencyEngineOptions<Tx>): NormalisedOptions<Tx> {

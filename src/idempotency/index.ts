@@ -5,6 +5,7 @@ export * from './engine.js';
 export * from './errors.js';
 export * from './fingerprint.js';
 export * from './key.js';
+export * from './lifecycle.js';
 export * from './response.js';
 export type * from './store.js';
 export { takeoverRecordId } from './store.js';

@@ -1,5 +1,6 @@
 // Turning a handler's answer into the exact bytes that are stored and replayed.
 
+import { type ProblemError, problemContentType, problemForStatus } from '../http/problem.js';
 import type { StoredResponse } from './store.js';
 
 export interface ResponseDraft {
@@ -29,4 +30,27 @@ export function toStoredResponse(draft: ResponseDraft): StoredResponse {
     headers['content-type'] ??= 'application/json; charset=utf-8';
   }
   return { status: draft.status, headers, body };
+}
+
+/** A problem as an answer: its status, `application/problem+json` body and extra headers. */
+export function problemResponse(error: ProblemError): StoredResponse {
+  return {
+    status: error.status,
+    headers: { ...error.headers, 'content-type': problemContentType },
+    body: encoder.encode(JSON.stringify(error.toProblem())),
+  };
+}
+
+/** The answer to a failure nobody meant: a 500 problem that reveals nothing of it. */
+export function serverErrorResponse(): StoredResponse {
+  const problem = problemForStatus(
+    500,
+    'Something went wrong on our side; nothing was saved. Try again.',
+    'server-error',
+  );
+  return {
+    status: 500,
+    headers: { 'content-type': problemContentType },
+    body: encoder.encode(JSON.stringify(problem)),
+  };
 }

@@ -134,10 +134,8 @@ export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<
   });
 
   operationsRoutes(app, data, metrics);
-  // With records outside the database (Redis), created rows are keyed on the record.
-  const writeOptions = { keyWritesOnRecord: options.idempotencyStore !== undefined };
-  userRoutes(app, data, hooks, writeOptions);
-  orderRoutes(app, data, hooks, writeOptions);
+  userRoutes(app, data, hooks);
+  orderRoutes(app, data, hooks);
 
   const stopReaper = app.idempotencyEngine.startReaper({
     onError: (error) => app.log.warn({ err: error }, 'idempotency reaper failed'),

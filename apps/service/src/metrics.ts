@@ -1,6 +1,6 @@
 // Prometheus metrics of the reference service (prom-client, its own registry).
 import { Counter, Histogram, Registry } from 'prom-client';
-import type { IdempotencyOutcome } from 'retrysafe';
+import type { LifecycleOutcome } from 'retrysafe';
 
 export class ServiceMetrics {
   readonly registry = new Registry();
@@ -19,7 +19,7 @@ export class ServiceMetrics {
   });
   readonly idempotency = new Counter({
     name: 'idempotency_outcomes_total',
-    help: 'Keyed requests by what the idempotency engine decided.',
+    help: 'Requests on idempotent routes by what the lifecycle did (unkeyed: no key sent; refused: a bad key or an unreachable store).',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
@@ -32,7 +32,8 @@ export class ServiceMetrics {
 
   constructor() {
     // Zero-initialise so every outcome is visible before it first happens.
-    for (const outcome of ['executed', 'replayed', 'in_use', 'mismatch'] satisfies IdempotencyOutcome[]) {
+    const outcomes: LifecycleOutcome[] = ['executed', 'replayed', 'in_use', 'mismatch', 'unkeyed', 'refused'];
+    for (const outcome of outcomes) {
       this.idempotency.inc({ outcome }, 0);
     }
   }

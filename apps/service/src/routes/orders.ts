@@ -14,16 +14,10 @@ import {
 import { idParamsSchema, orderInputSchema, orderSchema, problemResponses } from '../schemas.js';
 import type { TestHooks } from '../test-hooks.js';
 import { listRoute } from './list.js';
-import { idForCreate, type WriteRouteOptions } from './record-ids.js';
 
 const json = 'application/json; charset=utf-8';
 
-export function orderRoutes<Tx>(
-  app: FastifyInstance,
-  data: ServiceData<Tx>,
-  hooks: TestHooks,
-  options: WriteRouteOptions,
-): void {
+export function orderRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hooks: TestHooks): void {
   app.post<{ Body: OrderInput }>(
     '/orders',
     {
@@ -46,7 +40,8 @@ export function orderRoutes<Tx>(
     async (request, reply) => {
       const { tenant } = principalOf(request);
       await hooks.beforeWrites(request);
-      const order = buildOrder(tenant, request.body, idForCreate(request, options).id);
+      // Derived from the idempotency record: every run of one key creates the same order.
+      const order = buildOrder(tenant, request.body, request.idempotency!.idFor('order'));
       return reply.idempotent<Tx>(async (tx) => {
         const stored = await data.orders.insertOnce(tx, order);
         await hooks.afterWrites(request);

@@ -34,7 +34,6 @@ import {
 import type { TestHooks } from '../test-hooks.js';
 import { validateParamsFirst } from '../validation.js';
 import { listRoute } from './list.js';
-import { idForCreate, type WriteRouteOptions } from './record-ids.js';
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -48,12 +47,7 @@ declare module 'fastify' {
   }
 }
 
-export function userRoutes<Tx>(
-  app: FastifyInstance,
-  data: ServiceData<Tx>,
-  hooks: TestHooks,
-  options: WriteRouteOptions,
-): void {
+export function userRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hooks: TestHooks): void {
   app.decorateRequest('userWrite', null);
 
   app.post<{ Body: UserInput }>(
@@ -72,14 +66,14 @@ export function userRoutes<Tx>(
     async (request, reply) => {
       const { tenant } = principalOf(request);
       await hooks.beforeWrites(request);
-      const { id, fromRecord } = idForCreate(request, options);
+      // Derived from the idempotency record when there is a key (fresh otherwise).
+      const id = request.idempotency!.idFor('user');
       const seeOther = wantsHtmlRedirect(request);
       return reply.idempotent<Tx>(async (tx) => {
         let user = buildUser(tenant, id, request.body);
         const result = await data.users.insert(tx, user);
         // Our own row from an earlier run of this key (records in Redis): answer with it.
-        const earlierRun =
-          fromRecord && !result.ok && (result.reason === 'id-taken' || result.existingId === id);
+        const earlierRun = !result.ok && (result.reason === 'id-taken' || result.existingId === id);
         const existing = earlierRun ? await data.users.get(tenant, id) : undefined;
         if (existing) user = existing;
         else if (!result.ok) {
