@@ -14,6 +14,7 @@ import {
   problemClientErrorHandler,
   problemConnectHandler,
   problemErrorHandler,
+  problemMethodNotAllowedHandler,
   problemNotFoundHandler,
   problemServerOptions,
 } from './fastify-problem.js';
@@ -371,5 +372,47 @@ describe('requests refused before routing', () => {
     expect(response.status).toBe(417);
     expect(response.headers['content-type']).toBe('application/problem+json; charset=utf-8');
     expect(JSON.parse(response.body)).toMatchObject({ status: 417, title: 'Expectation failed' });
+  });
+});
+
+describe('problemMethodNotAllowedHandler (PROTOCOL rule 30)', () => {
+  async function buildWithRoutes(): Promise<FastifyInstance> {
+    const routed = Fastify({ logger: false });
+    routed.setNotFoundHandler(problemMethodNotAllowedHandler(routed));
+    routed.get('/items/:id', async () => ({ ok: true }));
+    routed.put('/items/:id', async () => ({ ok: true }));
+    routed.post('/items', async () => ({ ok: true }));
+    routed.get('/files/*', async () => ({ ok: true }));
+    routed.get('/numbers/:n(^\\d+)', async () => ({ ok: true }));
+    await routed.ready();
+    app = routed;
+    return routed;
+  }
+
+  it('answers a known path asked with another method with 405, Allow and problem+json', async () => {
+    const routed = await buildWithRoutes();
+    const response = await routed.inject({ method: 'DELETE', url: '/items/42?x=1' });
+    expect(response.statusCode).toBe(405);
+    expect(response.headers.allow).toBe('GET, HEAD, PUT');
+    expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(response.json<Problem>()).toMatchObject({
+      status: 405,
+      type: `${problemTypePrefix}method-not-allowed`,
+    });
+    const collection = await routed.inject({ method: 'GET', url: '/items' });
+    expect(collection.statusCode).toBe(405);
+    expect(collection.headers.allow).toBe('POST');
+  });
+
+  it('matches wildcard and regex parameters and keeps 404 for unknown paths', async () => {
+    const routed = await buildWithRoutes();
+    expect((await routed.inject({ method: 'POST', url: '/files/a/b.txt' })).statusCode).toBe(405);
+    expect((await routed.inject({ method: 'POST', url: '/numbers/12' })).statusCode).toBe(405);
+    const notNumber = await routed.inject({ method: 'POST', url: '/numbers/abc' });
+    expect(notNumber.statusCode).toBe(404);
+    const unknown = await routed.inject({ method: 'DELETE', url: '/nothing/here' });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.headers.allow).toBeUndefined();
+    expect(unknown.json<Problem>().type).toBe(`${problemTypePrefix}not-found`);
   });
 });

@@ -92,6 +92,73 @@ export function problemNotFoundHandler(request: FastifyRequest, reply: FastifyRe
   );
 }
 
+/**
+ * A not-found handler that answers a known path asked with another method as 405 with `Allow`
+ * (PROTOCOL rule 30; Fastify itself answers 404), and anything else as `problemNotFoundHandler`.
+ * Call it before declaring routes: it learns them from an `onRoute` hook, matching their URL
+ * patterns (`:param`, `:param(regex)`, `*`) against the request's path.
+ */
+export function problemMethodNotAllowedHandler(
+  app: FastifyInstance,
+): (request: FastifyRequest, reply: FastifyReply) => FastifyReply {
+  const routes: { pattern: RegExp; methods: string[] }[] = [];
+  app.addHook('onRoute', (route) => {
+    const methods = (Array.isArray(route.method) ? route.method : [route.method]).map((m) => m.toUpperCase());
+    routes.push({ pattern: routePattern(route.url ?? route.path ?? ''), methods });
+  });
+  return function problemNotFoundOrMethodNotAllowed(request, reply) {
+    const path = request.url.split('?')[0] ?? request.url;
+    const allowed = new Set<string>();
+    for (const route of routes) if (route.pattern.test(path)) for (const m of route.methods) allowed.add(m);
+    if (allowed.size === 0 || allowed.has(request.method)) return problemNotFoundHandler(request, reply);
+    if (allowed.has('GET')) allowed.add('HEAD');
+    const allow = [...allowed].sort().join(', ');
+    return sendProblem(
+      reply,
+      problemForStatus(
+        405,
+        `${path} does not answer ${request.method}; it answers ${allow}.`,
+        'method-not-allowed',
+      ),
+      { allow },
+    );
+  };
+}
+
+/** A find-my-way URL pattern as a RegExp over a concrete path (a trailing slash either way). */
+function routePattern(url: string): RegExp {
+  let source = '';
+  for (let i = 0; i < url.length; i++) {
+    const char = url[i]!;
+    if (char === '*') source += '.*';
+    else if (char === ':' && url[i + 1] === ':') {
+      source += ':';
+      i++;
+    } else if (char === ':') {
+      let end = i + 1;
+      while (end < url.length && /\w/.test(url[end]!)) end++;
+      let part = '[^/]+';
+      if (url[end] === '(') {
+        let depth = 0;
+        const start = end;
+        for (; end < url.length; end++) {
+          if (url[end] === '(') depth++;
+          else if (url[end] === ')' && --depth === 0) break;
+        }
+        part = `(?:${url.slice(start + 1, end).replace(/^\^|\$$/g, '')})`;
+        end++;
+      }
+      if (url[end] === '?') {
+        // An optional last parameter: the path may also end before its slash.
+        source = `${source.replace(/\/$/, '')}(?:/${part})?`;
+        end++;
+      } else source += part;
+      i = end - 1;
+    } else source += char.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${source.replace(/\/$/, '')}/?$`);
+}
+
 const clientErrorAnswers: Record<string, [status: number, detail: string]> = {
   ERR_HTTP_REQUEST_TIMEOUT: [408, 'The request did not arrive in time; send it again.'],
   HPE_HEADER_OVERFLOW: [
@@ -218,12 +285,13 @@ export const problemServerOptions = {
 
 /**
  * Every failure the app or its Node server can produce, as problem+json: the error and
- * not-found handlers, CONNECT, odd `Expect`s, and HTTP/1.1 requests without Host. Pair it
+ * not-found handlers (405 + Allow for a known path: call this before declaring routes), CONNECT, odd `Expect`s, and HTTP/1.1 requests without Host. Pair it
  * with `problemServerOptions`.
  */
 export function useProblemDetails(app: FastifyInstance): void {
   app.setErrorHandler(problemErrorHandler);
-  app.setNotFoundHandler(problemNotFoundHandler);
+  // 405 + Allow for the routes declared after this call, 404 for the rest.
+  app.setNotFoundHandler(problemMethodNotAllowedHandler(app));
   // Node gives these to server events, not to Fastify; without a listener it drops a CONNECT
   // silently and answers a strange Expect with a bare 417.
   app.server.on('connect', problemConnectHandler);
