@@ -131,6 +131,7 @@ async function plugin(fastify: FastifyInstance, options: FastifyIdempotencyOptio
           path: request.url.split('?')[0] ?? request.url,
           headers: request.headers,
           body: rawBodyOf(request),
+          parsedJson: request.body,
           scope: scope(request),
         },
         { mode, key: state.key },
@@ -175,7 +176,8 @@ async function plugin(fastify: FastifyInstance, options: FastifyIdempotencyOptio
       } catch (error) {
         onOutcome?.('refused', request);
         sendStored(reply, lifecycle.problem(error));
-        return done();
+        done();
+        return;
       }
       request.idempotency = {
         key,

@@ -45,9 +45,9 @@ export function fingerprintRequest(input: FingerprintInput): string {
  */
 export function fingerprintRawRequest(input: RawFingerprintInput): string {
   const hash = createHash('sha256').update(`${input.method.toUpperCase()}\n${input.path}\n`);
-  const tree = canonicalBodyTree(input.body, input.contentType);
-  if (tree === bytesBody) hash.update('bytes\n').update(input.body);
-  else hash.update('tree\n').update(JSON.stringify(tree));
+  const text = canonicalBodyText(input);
+  if (text === undefined) hash.update('bytes\n').update(input.body);
+  else hash.update('tree\n').update(text);
   return `${fingerprintVersionPrefix}${hash.digest('base64url')}`;
 }
 
@@ -58,6 +58,11 @@ export interface RawFingerprintInput {
   body: Uint8Array;
   /** The Content-Type header as sent, if any. */
   contentType: string | undefined;
+  /**
+   * The JSON body as the framework already parsed it, if it did: saves parsing the bytes
+   * again (the canonical form is the same). Ignored for any other media type.
+   */
+  parsedJson?: unknown;
 }
 
 const fingerprintVersionPrefix = 'v2:';
@@ -79,23 +84,23 @@ export function legacyFingerprint(input: RawFingerprintInput): string | undefine
   return parsed === notJson ? undefined : fingerprintRequest({ ...input, body: parsed });
 }
 
-const bytesBody = Symbol('bytes');
 const notJson = Symbol('not JSON');
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-function canonicalBodyTree(body: Uint8Array, contentType: string | undefined): unknown {
-  if (body.byteLength === 0) return null;
-  const mediaType = contentType?.split(';')[0]?.trim().toLowerCase();
+/** The canonical text of a JSON or form body, or undefined when it is compared as bytes. */
+function canonicalBodyText(input: RawFingerprintInput): string | undefined {
+  if (input.body.byteLength === 0) return 'null';
+  const mediaType = input.contentType?.split(';')[0]?.trim().toLowerCase();
   if (mediaType === 'application/x-www-form-urlencoded') {
     try {
-      return canonicalTree(parseFormTree(decoder.decode(body)));
+      return canonicalText(parseFormTree(decoder.decode(input.body)));
     } catch {
-      return bytesBody;
+      return undefined;
     }
   }
-  if (!isJsonMediaType(contentType)) return bytesBody;
-  const parsed = parseJson(body);
-  return parsed === notJson ? bytesBody : canonicalTree(parsed);
+  if (!isJsonMediaType(input.contentType)) return undefined;
+  const parsed = input.parsedJson !== undefined ? input.parsedJson : parseJson(input.body);
+  return parsed === notJson ? undefined : canonicalText(parsed);
 }
 
 function isJsonMediaType(contentType: string | undefined): boolean {
@@ -112,30 +117,48 @@ function parseJson(body: Uint8Array): unknown {
 }
 
 /**
- * Sorted keys, scalars as text, null kept. Lists (arrays, or maps keyed 0…n-1 as forms write
- * them) become maps from index to item, and a one-item list is its item: a form cannot tell
- * `tags=x` from a list of one.
+ * The canonical tree written straight out as JSON text: object keys sorted, scalars as
+ * their text, null kept. Lists (arrays, or maps keyed 0…n-1 as forms write them) are maps
+ * from index to item, and a one-item list is its item: a form cannot tell `tags=x` from a
+ * list of one. Written without building the tree: it runs on every keyed request.
  */
-function canonicalTree(value: unknown): unknown {
-  if (value === null || value === undefined) return null;
-  if (typeof value !== 'object') return String(value);
-  const items = listItems(value);
-  if (items?.length === 1) return canonicalTree(items[0]);
-  const entries: [string, unknown][] = items
-    ? items.map((item, index) => [String(index), item])
-    : Object.entries(value);
-  const out: Record<string, unknown> = {};
-  for (const [key, item] of entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    if (item !== undefined) out[key] = canonicalTree(item);
+function canonicalText(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  if (typeof value !== 'object') return quoted(String(value));
+  if (Array.isArray(value)) return listText(value);
+  const keys = Object.keys(value);
+  if (keys[0] === '0' && keys.every((key, index) => key === String(index))) {
+    return listText(Object.values(value));
   }
-  return out;
+  keys.sort();
+  let out = '{';
+  for (const key of keys) {
+    const item = (value as Record<string, unknown>)[key];
+    if (item === undefined) continue;
+    out += `${out.length > 1 ? ',' : ''}${quoted(key)}:${canonicalText(item)}`;
+  }
+  return `${out}}`;
 }
 
-function listItems(value: object): unknown[] | undefined {
-  if (Array.isArray(value)) return value;
-  const keys = Object.keys(value);
-  if (keys.length === 0 || !keys.every((key, index) => key === String(index))) return undefined;
-  return Object.values(value);
+/** A JSON string literal; the common case (nothing to escape) without JSON.stringify. */
+function quoted(text: string): string {
+  return needsEscape.test(text) ? JSON.stringify(text) : `"${text}"`;
+}
+// Quotes, backslashes, control characters and any UTF-16 surrogate (JSON.stringify escapes lone ones).
+const needsEscape = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+function listText(items: unknown[]): string {
+  if (items.length === 1) return canonicalText(items[0]);
+  // Index keys sort as text ("10" before "2"), as the keys of a form-written list do.
+  const indices = items.map((_, index) => String(index));
+  if (items.length > 10) indices.sort();
+  let out = '{';
+  for (const index of indices) {
+    const item = items[Number(index)];
+    if (item === undefined) continue;
+    out += `${out.length > 1 ? ',' : ''}"${index}":${canonicalText(item)}`;
+  }
+  return `${out}}`;
 }
 
 /**
@@ -160,10 +183,9 @@ function parseFormTree(text: string): Record<string, unknown> {
           existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value];
       } else {
         const child = node[segment];
-        node = (node[segment] = typeof child === 'object' && child !== null ? child : {}) as Record<
-          string,
-          unknown
-        >;
+        const next = (typeof child === 'object' && child !== null ? child : {}) as Record<string, unknown>;
+        node[segment] = next;
+        node = next;
       }
     }
   }

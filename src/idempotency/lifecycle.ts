@@ -9,7 +9,6 @@ import { ProblemError } from '../http/problem.js';
 import {
   createIdempotencyEngine,
   type DeliveryGuarantee,
-  derivedId,
   type Execution,
   type IdempotencyEngine,
   type IdempotencyEngineOptions,
@@ -55,6 +54,11 @@ export interface NeutralRequest {
   headers: HeaderValues;
   /** The body exactly as received; empty when there is none. */
   body: Uint8Array;
+  /**
+   * The body as the framework already parsed it, for a JSON media type: the fingerprint then
+   * skips parsing `body` again (the canonical form is the same).
+   */
+  parsedJson?: unknown;
   /** Who is calling (tenant, account, principal): keys never cross scopes. */
   scope: string;
 }
@@ -172,6 +176,7 @@ export class RequestLifecycle<Tx = never> {
       path: request.path,
       body: request.body,
       contentType: headerValue(request.headers['content-type']),
+      parsedJson: request.parsedJson,
     };
     let begun: Awaited<ReturnType<IdempotencyEngine<Tx>['begin']>>;
     try {
@@ -261,8 +266,8 @@ export class RequestLifecycle<Tx = never> {
       recordId: undefined,
       guarantee: this.engine.guarantee,
       idFor: (name) => {
-        let id = ids.get(name);
-        if (id === undefined) ids.set(name, (id = derivedId(randomUUID(), name)));
+        const id = ids.get(name) ?? randomUUID();
+        ids.set(name, id);
         return id;
       },
       commit: async (work) => {

@@ -11,7 +11,7 @@ import { logFingerprint, serviceLoggerOptions } from './log-fields.js';
 import { ServiceMetrics } from './metrics.js';
 import { operationsRoutes } from './routes/operations.js';
 import { orderRoutes } from './routes/orders.js';
-import { userRoutes } from './routes/users.js';
+import { userRoutes } from './routes/users/index.js';
 import { registerTestHooks } from './test-hooks.js';
 import { registerValidation } from './validation.js';
 

@@ -100,9 +100,11 @@ describe('hostile paths, methods and queries (SQLite)', () => {
     await hostile.check('unknown paths and odd methods', fc.tuple(method, path), 300, async ([m, p]) => {
       const sent = await hostile.send({ method: m, target: p });
       const safe = m === 'HEAD';
-      // HEAD on a real route is a GET without a body; every other method here has no route.
-      const answer = hostile.expectAnswer(sent, safe ? [200, 400, 404, 414] : [400, 404]);
+      // HEAD on a real route is a GET without a body; every other method here has no route:
+      // 405 with Allow on a path that exists with other methods (PROTOCOL rule 30), else 404.
+      const answer = hostile.expectAnswer(sent, safe ? [200, 400, 404, 414] : [400, 404, 405]);
       if (safe && answer.status === 200) expect(answer.body).toBe('');
+      if (answer.status === 405) expect(answer.headers.allow).toMatch(/^[A-Z]+(, [A-Z]+)*$/);
     });
   });
 
