@@ -259,8 +259,14 @@ const megabytes = (bytes: number): string => (bytes / 1_000_000).toFixed(1);
 
 beforeAll(async () => {
   work = await realpath(await mkdtemp(join(tmpdir(), 'retrysafe-install-')));
-  // `npm pack` runs `prepare` (the tsc build into dist/), so the tarball holds what the sources build.
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', work], repoRoot);
+  // Packs the dist/ that `npm test` built just before (pretest). `--ignore-scripts`: `prepare`
+  // would delete and rebuild dist/ while other test files' service processes load it; a
+  // publish or a git install runs it (a clean build), which this run's pretest build matches.
+  const { stdout } = await run(
+    'npm',
+    ['pack', '--json', '--ignore-scripts', '--pack-destination', work],
+    repoRoot,
+  );
   const results = JSON.parse(stdout.slice(stdout.indexOf('['))) as PackResult[];
   expect(results).toHaveLength(1);
   packed = results[0]!;
