@@ -3,14 +3,13 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import type { SqliteDatabase } from 'retrysafe/stores/sqlite';
-// As a user: `from 'retrysafe/express'` (once the package exports it).
 import {
   createExpressIdempotency,
   methodNotAllowed,
   problemErrorHandler,
   problemNotFound,
-} from '../../src/adapters/express.js';
+} from 'retrysafe/express';
+import type { SqliteDatabase } from 'retrysafe/stores/sqlite';
 import {
   accountOf,
   findPayment,

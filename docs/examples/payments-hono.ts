@@ -4,9 +4,8 @@
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
+import { createHonoIdempotency, problemNotFound, problemOnError } from 'retrysafe/hono';
 import type { SqliteDatabase } from 'retrysafe/stores/sqlite';
-// As a user: `from 'retrysafe/hono'` (once the package exports it).
-import { createHonoIdempotency, problemNotFound, problemOnError } from '../../src/adapters/hono.js';
 import {
   accountOf,
   findPayment,

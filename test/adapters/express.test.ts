@@ -7,7 +7,7 @@ import {
   methodNotAllowed,
   problemErrorHandler,
   problemNotFound,
-} from '../../src/adapters/express.js';
+} from 'retrysafe/express';
 import type { SqliteDatabase } from '../../src/stores/sqlite.js';
 import { describeAdapterContract } from './contract.js';
 

@@ -2,7 +2,7 @@
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
-import { createHonoIdempotency, problemNotFound, problemOnError } from '../../src/adapters/hono.js';
+import { createHonoIdempotency, problemNotFound, problemOnError } from 'retrysafe/hono';
 import type { SqliteDatabase } from '../../src/stores/sqlite.js';
 import { describeAdapterContract } from './contract.js';
 
