@@ -35,6 +35,7 @@ export {
   problemClientErrorHandler,
   problemConnectHandler,
   problemErrorHandler,
+  problemMethodNotAllowedHandler,
   problemNotFoundHandler,
   problemServerOptions,
   sendProblem,

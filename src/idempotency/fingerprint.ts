@@ -145,6 +145,7 @@ function quoted(text: string): string {
   return needsEscape.test(text) ? JSON.stringify(text) : `"${text}"`;
 }
 // Quotes, backslashes, control characters and any UTF-16 surrogate (JSON.stringify escapes lone ones).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what must be escaped.
 const needsEscape = /["\\\u0000-\u001f\ud800-\udfff]/;
 
 function listText(items: unknown[]): string {
