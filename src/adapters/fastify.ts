@@ -101,14 +101,14 @@ async function plugin(fastify: FastifyInstance, options: FastifyIdempotencyOptio
 
   fastify.decorateReply('idempotent', async function idempotent(this: FastifyReply, work) {
     const run = runs.get(this.request);
-    const toStored = async (tx: unknown) => toStoredResponse(await work(tx as never));
     if (run?.context === undefined) {
       // A route without `config.idempotency`: one transaction, a 5xx rolls it back.
+      const toStored = async (tx: unknown) => toStoredResponse(await work(tx as never));
       return sendStored(this, await lifecycle.engine.commitWithoutKey(toStored));
     }
     // Sent right away: this is the answer the lifecycle settles on. (A reply is a thenable,
     // so returning it unsent from an async function would wait for a send that never comes.)
-    run.committed = await run.context.commit(toStored);
+    run.committed = await run.context.commit(work as (tx: unknown) => Promise<ResponseDraft>);
     return sendStored(this, run.committed);
   } as FastifyReply['idempotent']);
 

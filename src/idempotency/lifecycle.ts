@@ -296,12 +296,7 @@ export class RequestLifecycle<Tx = never> {
 
   /** Serialises a draft once, keeping only the headers a replay may repeat. */
   #toStored(draft: ResponseDraft | StoredResponse): StoredResponse {
-    const stored = toStoredResponse(draft);
-    const headers: Record<string, string> = {};
-    for (const [name, value] of Object.entries(stored.headers)) {
-      if (this.#replayed.has(name)) headers[name] = value;
-    }
-    return { status: stored.status, headers, body: stored.body };
+    return toStoredResponse(draft, this.#replayed);
   }
 }
 

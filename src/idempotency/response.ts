@@ -12,11 +12,19 @@ export interface ResponseDraft {
 
 const encoder = new TextEncoder();
 
-/** Serialises once, so the first answer and every replay carry identical bytes. */
-export function toStoredResponse(draft: ResponseDraft): StoredResponse {
+/**
+ * Serialises once, so the first answer and every replay carry identical bytes. With `keep`,
+ * only the headers it names (lower-case) are kept.
+ */
+export function toStoredResponse(draft: ResponseDraft, keep?: ReadonlySet<string>): StoredResponse {
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(draft.headers ?? {})) {
-    if (value !== undefined) headers[name.toLowerCase()] = String(value);
+  const given = draft.headers;
+  if (given !== undefined) {
+    for (const name in given) {
+      const value = given[name];
+      const lower = name.toLowerCase();
+      if (value !== undefined && (keep === undefined || keep.has(lower))) headers[lower] = String(value);
+    }
   }
   let body: Uint8Array;
   if (draft.body === undefined || draft.body === null) {
