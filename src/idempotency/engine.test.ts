@@ -317,7 +317,7 @@ describe.each(harnesses)('idempotency engine with the %s', (name, makeHarness) =
     ).rejects.toBe(boom);
     expect(execution.settled).toBe(true);
     expect(orderNotes(h.db)).toEqual([]);
-    expect(h.record(execution.scopeKey)).toBeUndefined();
+    expect(h.record(execution.scopeKey)).toMatchObject({ state: 'released', recordId: execution.recordId });
 
     const retry = await execute(h);
     await retry.commit(() => created(insertOrder(h.db, 'retry')));
@@ -330,7 +330,7 @@ describe.each(harnesses)('idempotency engine with the %s', (name, makeHarness) =
     const answer = await execution.commit(() => toStoredResponse({ status: 500, body: { oops: true } }));
     expect(answer.status).toBe(500);
     expect(execution.settled).toBe(true);
-    expect(h.record(execution.scopeKey)).toBeUndefined();
+    expect(h.record(execution.scopeKey)).toMatchObject({ state: 'released', recordId: execution.recordId });
     expect((await h.engine.begin(request())).outcome).toBe('executed');
   });
 
@@ -339,7 +339,7 @@ describe.each(harnesses)('idempotency engine with the %s', (name, makeHarness) =
     const execution = await execute(h);
     await execution.complete(toStoredResponse({ status: 503, body: 'later' }));
     expect(execution.settled).toBe(true);
-    expect(h.record(execution.scopeKey)).toBeUndefined();
+    expect(h.record(execution.scopeKey)).toMatchObject({ state: 'released', recordId: execution.recordId });
     expect((await h.engine.begin(request())).outcome).toBe('executed');
   });
 
@@ -437,7 +437,7 @@ async function checkFiveHundredRolledBack(h: Harness): Promise<void> {
   });
   expect(answer.status).toBe(500);
   expect(orderNotes(h.db)).toEqual([]);
-  expect(h.record(execution.scopeKey)).toBeUndefined();
+  expect(h.record(execution.scopeKey)).toMatchObject({ state: 'released', recordId: execution.recordId });
   expect((await h.engine.begin(request())).outcome).toBe('executed');
 }
 

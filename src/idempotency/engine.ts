@@ -4,6 +4,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { ProblemError } from '../http/problem.js';
 import {
+  type AttemptWrites,
   IdempotencyKeyInUseError,
   IdempotencyKeyReuseError,
   IdempotencyLeaseLostError,
@@ -154,7 +155,7 @@ export class IdempotencyEngine<Tx = never> {
       // A record from before versioned fingerprints, for this same request: adopt its
       // fingerprint, and claim again so a lapsed lease can still be taken over.
       fingerprint = result.record.fingerprint;
-      if (result.record.state === 'claimed') result = await claim(fingerprint);
+      if (result.record.state !== 'completed') result = await claim(fingerprint);
     }
     if (result.claimed) {
       return {
@@ -173,7 +174,10 @@ export class IdempotencyEngine<Tx = never> {
     if (record.state === 'completed') {
       return { outcome: 'replayed', recordId: record.recordId, response: record.response };
     }
-    const waitMs = Math.min(Math.max(record.leaseExpiresAtMs - nowMs, 0), inUseRetryAfterMs);
+    // A released record with this fingerprint is taken over by the claim, so only a race
+    // (another request took it first) shows one here: that request holds it now.
+    const leaseExpiresAtMs = record.state === 'claimed' ? record.leaseExpiresAtMs : nowMs;
+    const waitMs = Math.min(Math.max(leaseExpiresAtMs - nowMs, 0), inUseRetryAfterMs);
     return { outcome: 'in_use', error: new IdempotencyKeyInUseError(Math.max(1, Math.ceil(waitMs / 1000))) };
   }
 
@@ -318,7 +322,7 @@ export class Execution<Tx> {
         // With records in the store, the fenced completion commits with the writes.
         inStore
           ? async (produced, tx) => {
-              if (!(await this.#completeIn(produced, tx))) throw new IdempotencyLeaseLostError();
+              if (!(await this.#completeIn(produced, tx))) throw new IdempotencyLeaseLostError('rolled-back');
             }
           : undefined,
       );
@@ -349,10 +353,13 @@ export class Execution<Tx> {
     if (rollsBack(response)) return this.release();
     const stored = await this.#completeIn(response, undefined);
     this.#settled = true;
-    if (!stored) throw new IdempotencyLeaseLostError();
+    if (!stored) throw new IdempotencyLeaseLostError(this.#writes());
   }
 
-  /** Forgets the claim so the next request with this key executes. Failures are left to the lease. */
+  /**
+   * Lets go of the claim so the next request with this key executes at once, under the same
+   * record id (a slower run may still commit under it). Failures are left to the lease.
+   */
   async release(): Promise<void> {
     if (this.#settled) return;
     this.#settled = true;
@@ -373,8 +380,16 @@ export class Execution<Tx> {
     try {
       return await this.options.store.complete(input, tx);
     } catch (error) {
-      throw new IdempotencyStoreUnavailableError(error);
+      throw new IdempotencyStoreUnavailableError(error, this.#writes());
     }
+  }
+
+  /**
+   * What a failure after the work ran can say about its writes: with records in the store's
+   * transaction they commit only with the fenced completion; elsewhere they commit first.
+   */
+  #writes(): AttemptWrites {
+    return this.options.store.transaction === undefined ? 'may-be-kept' : 'rolled-back';
   }
 
   #assertOpen(): void {

@@ -53,34 +53,56 @@ export class IdempotencyKeyInUseError extends ProblemError {
   }
 }
 
-/** The claim's lease expired and another request took the key over; this one's writes were rolled back. */
+/**
+ * What is known of an attempt's writes when it fails after its claim, so no answer claims a
+ * rollback it cannot know happened. `rolled-back`: the writes could only commit together with
+ * the fenced completion (records in the SQL store), so none were kept. `may-be-kept`: records
+ * live elsewhere (Redis, memory) and the writes committed in their own transaction first.
+ */
+export type AttemptWrites = 'rolled-back' | 'may-be-kept';
+
+/** The claim's lease expired and another request took the key over before this one could settle. */
 export class IdempotencyLeaseLostError extends ProblemError {
   override name = 'IdempotencyLeaseLostError';
-  constructor() {
+  readonly writes: AttemptWrites;
+  constructor(writes: AttemptWrites) {
     super({
       status: 409,
       type: 'idempotency-key-in-use',
       title: 'Idempotency-Key in use',
       detail:
-        'This request took longer than its lease and another request with the same Idempotency-Key took over; nothing from this attempt was kept. Retry with the same key to get the result.',
+        writes === 'rolled-back'
+          ? 'This request took longer than its lease and another request with the same Idempotency-Key took over; nothing from this attempt was kept. Retry with the same key to get the result.'
+          : 'This request took longer than its lease and another request with the same Idempotency-Key took over; what this attempt wrote may have been saved, under the same record as the other run, so it is not made twice. Retry with the same key to get the result.',
       headers: { 'retry-after': '1' },
     });
+    this.writes = writes;
   }
 }
 
-/** The idempotency store could not be reached: never guess, answer 503. */
+/**
+ * The idempotency store could not be reached: never guess, answer 503. `writes` is absent when
+ * the store failed before anything ran (the claim, or a transaction that never started): then
+ * the request was not executed. Otherwise the request ran and its answer could not be stored.
+ */
 export class IdempotencyStoreUnavailableError extends ProblemError {
   override name = 'IdempotencyStoreUnavailableError';
-  constructor(cause: unknown) {
+  readonly writes: AttemptWrites | undefined;
+  constructor(cause: unknown, writes?: AttemptWrites) {
     super({
       status: 503,
       type: 'idempotency-store-unavailable',
       title: 'Service unavailable',
       detail:
-        'The idempotency store is unavailable, so this request was not executed. Retry with the same key later.',
+        writes === undefined
+          ? 'The idempotency store is unavailable, so this request was not executed. Retry with the same key later.'
+          : writes === 'rolled-back'
+            ? 'The idempotency store failed while this request was finishing, so its writes were rolled back and nothing from it was saved. Retry with the same key later.'
+            : 'The idempotency store failed after this request ran, so its answer could not be stored; what it wrote may have been saved. Retry with the same Idempotency-Key later: the retry runs under the same record, so nothing is made twice.',
       headers: { 'retry-after': '1' },
       cause,
     });
+    this.writes = writes;
   }
 }
 

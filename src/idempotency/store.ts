@@ -41,6 +41,20 @@ export type IdempotencyRecord = RecordFormat &
         expiresAtMs: number;
         response: StoredResponse;
       }
+    | {
+        /**
+         * A claim whose run failed and was released: nobody holds it, and the next claim with
+         * the same fingerprint takes it over at once under the same `recordId` (with its
+         * `data`), because a slow earlier run of the key may still commit under that id. The
+         * SQL and Redis stores write it as a claim with no token and a lease that ended at 0,
+         * which releases before this state existed read (and take over) the same way.
+         */
+        state: 'released';
+        scopeKey: string;
+        recordId: string;
+        fingerprint: string;
+        expiresAtMs: number;
+      }
   );
 
 export interface ClaimInput {
@@ -92,7 +106,12 @@ export interface IdempotencyStore<Tx = never> {
    * (a checkpoint). False when the claim was lost or completed. Every bundled store has it.
    */
   saveData?(input: SaveDataInput, tx?: Tx): Promise<boolean>;
-  /** Fenced: forgets the claim so a retry executes again. No-op when the token lost it. */
+  /**
+   * Fenced: lets go of the claim so a retry executes again at once, turning it into a
+   * `released` record that keeps its id, fingerprint, data and retention (never deleting it:
+   * a run that outlived its lease may still commit writes keyed on that id). No-op when the
+   * token lost the claim.
+   */
   release(scopeKey: string, token: string): Promise<void>;
   /** Deletes up to `limit` records whose retention ended; returns how many it deleted. */
   reap(nowMs: number, limit: number): Promise<number>;
@@ -107,15 +126,18 @@ export interface IdempotencyStore<Tx = never> {
 /**
  * The one takeover rule every store applies (SQL stores in their claim statement, the others
  * through this): a record whose retention ended is gone, and becomes a new record with the
- * claim's fresh id; a claim whose lease lapsed may be taken over by the same request (same
- * fingerprint), which keeps the record's id so downstream keys stay stable. Otherwise the
- * record holds its key and the engine decides what the refusal means.
+ * claim's fresh id; a claim whose lease lapsed, or a released one, may be taken over by the
+ * same request (same fingerprint), which keeps the record's id so downstream keys stay stable
+ * for the whole retention. Otherwise the record holds its key and the engine decides what the
+ * refusal means.
  */
 export function takeoverRecordId(record: IdempotencyRecord, claim: ClaimInput): string | undefined {
   if (record.expiresAtMs <= claim.nowMs) return claim.recordId;
-  const leaseOver =
-    record.state === 'claimed' &&
-    record.leaseExpiresAtMs <= claim.nowMs &&
-    record.fingerprint === claim.fingerprint;
-  return leaseOver ? record.recordId : undefined;
+  if (record.fingerprint !== claim.fingerprint) return undefined;
+  const free =
+    record.state === 'released' || (record.state === 'claimed' && record.leaseExpiresAtMs <= claim.nowMs);
+  return free ? record.recordId : undefined;
 }
+
+/** The token a released record holds in the SQL and Redis stores: no claim's (those are UUIDs). */
+export const releasedToken = '';

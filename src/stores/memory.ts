@@ -65,7 +65,17 @@ export class MemoryIdempotencyStore implements IdempotencyStore<undefined> {
 
   async release(scopeKey: string, token: string): Promise<void> {
     const existing = this.records.get(scopeKey);
-    if (existing?.state === 'claimed' && existing.token === token) this.records.delete(scopeKey);
+    if (existing?.state !== 'claimed' || existing.token !== token) return;
+    // Kept, not deleted: a slow run of this key may still commit under its id.
+    this.records.set(scopeKey, {
+      formatVersion: existing.formatVersion,
+      data: existing.data,
+      state: 'released',
+      scopeKey,
+      recordId: existing.recordId,
+      fingerprint: existing.fingerprint,
+      expiresAtMs: existing.expiresAtMs,
+    });
   }
 
   async reap(nowMs: number, limit: number): Promise<number> {

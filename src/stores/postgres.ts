@@ -9,6 +9,7 @@ import {
   type IdempotencyRecord,
   type IdempotencyStore,
   type RecordData,
+  releasedToken,
   type SaveDataInput,
   takeoverRecordId,
 } from '../idempotency/store.js';
@@ -312,7 +313,10 @@ function statements(table: string) {
     saveData: `
       UPDATE ${table} SET data = $3::jsonb, format_version = $4
       WHERE scope_key = $1 AND token = $2 AND state = 'claimed'`,
-    release: `DELETE FROM ${table} WHERE scope_key = $1 AND token = $2 AND state = 'claimed'`,
+    // Kept as a claim nobody holds whose lease ended at 0 (see `releasedToken`): its id stays.
+    release: `
+      UPDATE ${table} SET token = '${releasedToken}', lease_expires_at_ms = 0
+      WHERE scope_key = $1 AND token = $2 AND state = 'claimed'`,
     // SKIP LOCKED: a reaper never waits on rows an in-flight request holds, and two reapers
     // never fight over the same batch. The outer check keeps a row a claim just renewed.
     reap: `
@@ -333,6 +337,7 @@ function toRecord(row: RecordRow): IdempotencyRecord {
     data: toData(row.data),
   };
   if (row.state === 'claimed') {
+    if (row.token === releasedToken) return { ...base, state: 'released' };
     return { ...base, state: 'claimed', token: row.token, leaseExpiresAtMs: Number(row.lease_expires_at_ms) };
   }
   const headers =

@@ -23,6 +23,8 @@
 //   claim    `SET key value NX PXAT … GET`: one native command wins a free key or returns the
 //            record that holds it; taking over an expired record is a compare-and-set script.
 //   complete and release: a script that acts only while the value still starts `c:<token>\n`.
+//   A released record is `c:\n` (no token) with `leaseExpiresAtMs` 0: its id outlives every
+//   failed run, and a release before the state existed reads it as a lapsed claim.
 import { createHash } from 'node:crypto';
 import { setImmediate as afterThisTurn } from 'node:timers';
 import {
@@ -33,6 +35,7 @@ import {
   type IdempotencyRecord,
   type IdempotencyStore,
   type RecordData,
+  releasedToken,
   type SaveDataInput,
   takeoverRecordId,
 } from '../idempotency/store.js';
@@ -131,11 +134,23 @@ redis.call('SET', KEYS[1], fence .. withData(fields, ARGV[2]) .. string.sub(curr
 return 1
 `);
 
-// KEYS[1] record; ARGV claim line. Fenced: a claim that lost its key cannot delete the new holder's.
+// KEYS[1] record; ARGV claim line, released line (`c:\n`). Fenced: a claim that lost its key
+// cannot touch the new holder's. Never deletes: the record becomes a claim nobody holds whose
+// lease ended at 0, keeping its id, data and TTL (a slow run may still commit under that id).
+// The first `,"leaseExpiresAtMs":` is the key itself (quotes inside strings are escaped).
 const releaseScript = script(`
 local current = redis.call('GET', KEYS[1])
-if current == false or string.sub(current, 1, string.len(ARGV[1])) ~= ARGV[1] then return 0 end
-return redis.call('DEL', KEYS[1])
+local fence = ARGV[1]
+if current == false or string.sub(current, 1, string.len(fence)) ~= fence then return 0 end
+local fieldsEnd = string.find(current, '\\n', string.len(fence) + 1, true)
+local fields = string.sub(current, string.len(fence) + 1, fieldsEnd - 1)
+local _, keyEnd = string.find(fields, ',"leaseExpiresAtMs":', 1, true)
+if keyEnd then
+  local valueEnd = string.find(fields, '[,}]', keyEnd + 1)
+  fields = string.sub(fields, 1, keyEnd) .. '0' .. string.sub(fields, valueEnd)
+end
+redis.call('SET', KEYS[1], ARGV[2] .. fields .. string.sub(current, fieldsEnd), 'KEEPTTL')
+return 1
 `);
 
 /** A claim that keeps meeting concurrent changes to its record gives up after this many rounds. */
@@ -217,7 +232,7 @@ export class RedisIdempotencyStore implements IdempotencyStore<never> {
   }
 
   async release(scopeKey: string, token: string): Promise<void> {
-    await this.#run(releaseScript, this.keyFor(scopeKey), [claimLine(token)]);
+    await this.#run(releaseScript, this.keyFor(scopeKey), [claimLine(token), claimLine(releasedToken)]);
   }
 
   /** Always 0: each record's TTL deletes it when its retention ends. */
@@ -366,6 +381,9 @@ function decodeRecord(value: unknown): { version: string; record: IdempotencyRec
     formatVersion: fields.formatVersion ?? 1,
     data: fields.data ?? {},
   };
+  if (version === claimLine(releasedToken)) {
+    return { version, record: { ...identity, state: 'released', expiresAtMs: fields.expiresAtMs } };
+  }
   if (version.startsWith('c:')) {
     const record: IdempotencyRecord = {
       ...identity,

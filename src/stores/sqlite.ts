@@ -9,6 +9,7 @@ import {
   type IdempotencyRecord,
   type IdempotencyStore,
   type RecordData,
+  releasedToken,
   type SaveDataInput,
 } from '../idempotency/store.js';
 import type { Migration } from './migrations.js';
@@ -293,9 +294,10 @@ function prepareStatements(db: SqliteDatabase, table: string) {
     saveData: db.prepare(`
       UPDATE ${table} SET data = @data, format_version = @formatVersion
       WHERE scope_key = @scopeKey AND token = @token AND state = 'claimed'`),
-    release: db.prepare(
-      `DELETE FROM ${table} WHERE scope_key = @scopeKey AND token = @token AND state = 'claimed'`,
-    ),
+    // Kept as a claim nobody holds whose lease ended at 0 (see `releasedToken`): its id stays.
+    release: db.prepare(`
+      UPDATE ${table} SET token = '${releasedToken}', lease_expires_at_ms = 0
+      WHERE scope_key = @scopeKey AND token = @token AND state = 'claimed'`),
     reap: db.prepare(`
       DELETE FROM ${table} WHERE scope_key IN (
         SELECT scope_key FROM ${table} WHERE expires_at_ms <= @nowMs LIMIT @limit)`),
@@ -312,6 +314,7 @@ function toRecord(row: RecordRow): IdempotencyRecord {
     data: parseData(row.data),
   };
   if (row.state === 'claimed') {
+    if (row.token === releasedToken) return { ...base, state: 'released' };
     return { ...base, state: 'claimed', token: row.token, leaseExpiresAtMs: row.lease_expires_at_ms };
   }
   return {

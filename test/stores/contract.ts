@@ -16,6 +16,7 @@ import {
   IdempotencyLeaseLostError,
   IdempotencyStoreUnavailableError,
 } from '../../src/idempotency/errors.js';
+import { fingerprintRequest } from '../../src/idempotency/fingerprint.js';
 import {
   type ClaimInput,
   currentRecordFormatVersion,
@@ -226,11 +227,9 @@ export function describeStoreContract<Tx>(
       if (factory.writesFormat1) {
         it('reads a completed record of the release before formats as format 1 and replays it byte for byte', async () => {
           const request = keyedRequest();
-          const probe = executed(await engine.begin(request));
-          const seen = await harness.store.claim(claimInput(probe.scopeKey, clock.nowMs));
-          if (seen.claimed) throw new Error('the probe claim should hold the key');
-          const { fingerprint } = seen.record;
-          await probe.release();
+          // The key is written only by the release before formats: nothing of ours claims it first.
+          const probe = { scopeKey: engine.scopeKey(request) };
+          const fingerprint = fingerprintRequest(request);
           const original: StoredResponse = {
             status: 201,
             headers: { 'content-type': 'application/json', location: '/orders/o-legacy', etag: '"v1"' },
@@ -344,6 +343,104 @@ export function describeStoreContract<Tx>(
       );
       await retry.commit(async () => response(201, 'retry'));
       expect(await replayedBody(engine.begin(request))).toBe('retry');
+    });
+
+    describe('a failed takeover made a second order with Redis records', () => {
+      it('keeps the record id through a takeover, its failed run and its release: the retry gets the SAME id', async () => {
+        const request = keyedRequest();
+        const slow = executed(await engine.begin(request));
+        clock.nowMs += leaseMs;
+        const takeover = executed(await engine.begin(request));
+        expect(takeover.recordId).toBe(slow.recordId);
+        // The takeover fails (a 5xx answer): its claim is released, and must not forget the id.
+        expect((await takeover.commit(async () => response(500, 'failed'))).status).toBe(500);
+        const retry = executed(await engine.begin(request));
+        expect(retry.recordId).toBe(slow.recordId);
+        expect(retry.idFor('order')).toBe(slow.idFor('order'));
+        // The slow run still cannot settle the key; the retry can.
+        await expect(slow.complete(response(201, 'slow'))).rejects.toBeInstanceOf(IdempotencyLeaseLostError);
+        await retry.commit(async () => response(201, 'retry'));
+        expect(await replayedBody(engine.begin(request))).toBe('retry');
+      });
+
+      it('releases into a record that keeps its id, data and fingerprint, taken over at once by the same request', async () => {
+        const scopeKey = `scope-${randomUUID()}`;
+        const first = claimInput(scopeKey, clock.nowMs);
+        await harness.store.claim(first);
+        expect(
+          await harness.store.saveData!({ scopeKey, token: first.token, data: { step: 'charged' } }),
+        ).toBe(true);
+        const takeover = {
+          ...claimInput(scopeKey, first.leaseExpiresAtMs),
+          fingerprint: first.fingerprint,
+        };
+        expect(await harness.store.claim(takeover)).toMatchObject({
+          claimed: true,
+          recordId: first.recordId,
+        });
+        await harness.store.release(scopeKey, takeover.token);
+        // Another request under the key is refused (422 in the engine), and sees what was kept.
+        const other = await harness.store.claim(claimInput(scopeKey, takeover.nowMs + 1));
+        expect(other).toEqual({
+          claimed: false,
+          record: {
+            state: 'released',
+            scopeKey,
+            recordId: first.recordId,
+            fingerprint: first.fingerprint,
+            expiresAtMs: takeover.expiresAtMs,
+            formatVersion: currentRecordFormatVersion,
+            data: { step: 'charged' },
+          },
+        });
+        // Neither released token can complete it; the same request claims it at once, lease or not.
+        for (const token of [first.token, takeover.token]) {
+          const completion = {
+            scopeKey,
+            token,
+            response: response(201, 'x'),
+            expiresAtMs: takeover.expiresAtMs,
+          };
+          expect(await harness.store.complete(completion)).toBe(false);
+        }
+        const retry = { ...claimInput(scopeKey, takeover.nowMs + 1), fingerprint: first.fingerprint };
+        expect(await harness.store.claim(retry)).toEqual({
+          claimed: true,
+          recordId: first.recordId,
+          data: { step: 'charged' },
+        });
+      });
+
+      it('answers a released key reused with another body as a mismatch, not as a new record', async () => {
+        const request = keyedRequest();
+        const first = executed(await engine.begin(request));
+        await first.release();
+        expect((await engine.begin({ ...request, body: { sku: 'other' } })).outcome).toBe('mismatch');
+        expect(executed(await engine.begin(request)).recordId).toBe(first.recordId);
+      });
+
+      it('never tells an overtaken run "nothing was kept" when its writes commit outside the store', async () => {
+        const request = keyedRequest();
+        const slow = executed(await engine.begin(request));
+        clock.nowMs += leaseMs;
+        const takeover = executed(await engine.begin(request));
+        await takeover.release();
+        const error = await slow
+          .commit(async () => response(201, 'slow'))
+          .then(
+            () => undefined,
+            (rejection: unknown) => rejection,
+          );
+        expect(error).toBeInstanceOf(IdempotencyLeaseLostError);
+        const lost = error as IdempotencyLeaseLostError;
+        if (capabilities.transactional) {
+          expect(lost.writes).toBe('rolled-back');
+        } else {
+          expect(engine.guarantee).toBe('at-least-once-per-lease');
+          expect(lost.writes).toBe('may-be-kept');
+          expect(lost.message).not.toMatch(/nothing .*was kept/);
+        }
+      });
     });
 
     it('never hands a lapsed lease to a request with a different body', async () => {
