@@ -5,6 +5,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthorizedError } from 'retrysafe/http';
 import type { ApiKeyRecord, ApiKeyRepository, Role } from './data/types.js';
+import { asUnavailable } from './data/unavailable.js';
 
 export const realm = 'retrysafe';
 
@@ -66,7 +67,13 @@ export function registerAuth(app: FastifyInstance, keys: ApiKeyRepository): void
   async function lookup(keyHash: string): Promise<ApiKeyRecord | undefined> {
     const cached = cache.get(keyHash);
     if (cached && cached.expiresAtMs > Date.now()) return cached.record;
-    const record = await keys.find(keyHash);
+    let record: ApiKeyRecord | undefined;
+    try {
+      record = await keys.find(keyHash);
+    } catch (error) {
+      // The database is down and the cached answer expired: 503 with Retry-After, not a 500.
+      throw asUnavailable(error);
+    }
     if (cache.size > 10_000) cache.clear();
     cache.set(keyHash, { record, expiresAtMs: Date.now() + cacheTtlMs });
     return record;

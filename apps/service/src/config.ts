@@ -1,8 +1,76 @@
-// The reference service's settings, resolved once from flags, then environment, then defaults.
+// The reference service's settings, resolved once from flags, then environment, then defaults,
+// and refused at start when they cannot work (a ConfigError: the message, exit status 1).
+import { defaultLeaseMs, defaultRetentionMs } from 'retrysafe';
 
 export const defaultPort = 3000;
 export const defaultHost = '127.0.0.1';
 export const defaultDatabasePath = './data/retrysafe.db';
+
+/**
+ * Longest lease or retention, in ms (2^52, about 142,000 years). `now + retention` must stay a
+ * safe integer (engine arithmetic), a PostgreSQL bigint and a Redis PXAT; while `now` is below
+ * 2^52 ms (until the year 144,000) this bound keeps all three.
+ */
+export const maxDurationMs = 2 ** 52;
+/** Longest timeout: Node's timers (and so pg's and the HTTP server's) fire at once above 2^31-1 ms. */
+export const maxTimeoutMs = 2 ** 31 - 1;
+
+/** Every bound the service puts on its HTTP server, with its default (README: Operations). */
+export interface HttpLimits {
+  /** HTTP_HEADERS_TIMEOUT_MS: the request line and headers must arrive within this. Default 10 s. */
+  headersTimeoutMs: number;
+  /** HTTP_REQUEST_TIMEOUT_MS: the whole request, body included; then 408. Default 30 s. */
+  requestTimeoutMs: number;
+  /** HTTP_KEEP_ALIVE_TIMEOUT_MS: an idle keep-alive connection is closed after this. Default 5 s. */
+  keepAliveTimeoutMs: number;
+  /** HTTP_MAX_CONNECTIONS: open connections beyond this are refused. Keep it under `ulimit -n`. Default 1000. */
+  maxConnections: number;
+  /** SHUTDOWN_GRACE_MS: after SIGTERM, in-flight requests get this long, then connections are cut. Default 10 s. */
+  shutdownGraceMs: number;
+}
+
+/** Bounds on every PostgreSQL call, so a stalled server answers 503 instead of hanging. */
+export interface PostgresLimits {
+  /** PG_POOL_MAX: connections per process. Default 10. */
+  poolMax: number;
+  /** PG_CONNECT_TIMEOUT_MS: pool checkout including a new connection (pg `connectionTimeoutMillis`). Default 2 s. */
+  connectTimeoutMs: number;
+  /** PG_STATEMENT_TIMEOUT_MS: server-side `statement_timeout`. Default 5 s. */
+  statementTimeoutMs: number;
+  /** PG_LOCK_TIMEOUT_MS: server-side `lock_timeout`, a lock wait inside a statement. Default 2 s. */
+  lockTimeoutMs: number;
+  /**
+   * PG_QUERY_TIMEOUT_MS: client-side `query_timeout`, for a server that stopped answering at all.
+   * Longer than the statement timeout, so a live server cancels first and the session stays
+   * usable. Default 6 s.
+   */
+  queryTimeoutMs: number;
+}
+
+export interface RedisLimits {
+  /** REDIS_CONNECT_TIMEOUT_MS: opening a connection. Default 2 s. */
+  connectTimeoutMs: number;
+  /** REDIS_COMMAND_TIMEOUT_MS: a command without an answer this long fails, and the connection is replaced. Default 2 s. */
+  commandTimeoutMs: number;
+}
+
+export const defaultHttpLimits: HttpLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnections: 1_000,
+  shutdownGraceMs: 10_000,
+};
+export const defaultPostgresLimits: PostgresLimits = {
+  poolMax: 10,
+  connectTimeoutMs: 2_000,
+  statementTimeoutMs: 5_000,
+  lockTimeoutMs: 2_000,
+  queryTimeoutMs: 6_000,
+};
+export const defaultRedisLimits: RedisLimits = { connectTimeoutMs: 2_000, commandTimeoutMs: 2_000 };
+/** READY_TIMEOUT_MS: how long /readyz waits for each store. Default 1 s. */
+export const defaultReadyTimeoutMs = 1_000;
 
 export type DatabaseConfig = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
 
@@ -20,6 +88,10 @@ export interface ServiceConfig {
   testHooks: boolean;
   /** Browser origins allowed to call the service (CORS); empty: none, `['*']`: any. */
   corsOrigins: string[];
+  http: HttpLimits;
+  postgres: PostgresLimits;
+  redis: RedisLimits;
+  readyTimeoutMs: number;
 }
 
 export interface ConfigFlags {
@@ -29,20 +101,62 @@ export interface ConfigFlags {
 }
 
 export function resolveServiceConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServiceConfig {
+  const leaseMs = parseInteger(env, 'IDEMPOTENCY_LEASE_MS', undefined, 1, maxDurationMs);
+  const retentionMs = parseInteger(env, 'IDEMPOTENCY_RETENTION_MS', undefined, 1, maxDurationMs);
+  const effectiveLeaseMs = leaseMs ?? defaultLeaseMs;
+  const effectiveRetentionMs = retentionMs ?? defaultRetentionMs;
+  if (effectiveLeaseMs > effectiveRetentionMs) {
+    throw new ConfigError(
+      `IDEMPOTENCY_LEASE_MS (${effectiveLeaseMs}) is longer than IDEMPOTENCY_RETENTION_MS (${effectiveRetentionMs}): a record would expire while its request still runs. Make the lease shorter than the retention.`,
+    );
+  }
+  const timeout = (name: string, fallback: number, min = 1) =>
+    parseInteger(env, name, fallback, min, maxTimeoutMs) as number;
+  const http: HttpLimits = {
+    headersTimeoutMs: timeout('HTTP_HEADERS_TIMEOUT_MS', defaultHttpLimits.headersTimeoutMs),
+    requestTimeoutMs: timeout('HTTP_REQUEST_TIMEOUT_MS', defaultHttpLimits.requestTimeoutMs),
+    keepAliveTimeoutMs: timeout('HTTP_KEEP_ALIVE_TIMEOUT_MS', defaultHttpLimits.keepAliveTimeoutMs),
+    maxConnections: timeout('HTTP_MAX_CONNECTIONS', defaultHttpLimits.maxConnections),
+    shutdownGraceMs: timeout('SHUTDOWN_GRACE_MS', defaultHttpLimits.shutdownGraceMs, 0),
+  };
+  if (http.headersTimeoutMs > http.requestTimeoutMs) {
+    throw new ConfigError(
+      `HTTP_HEADERS_TIMEOUT_MS (${http.headersTimeoutMs}) is longer than HTTP_REQUEST_TIMEOUT_MS (${http.requestTimeoutMs}), which includes the headers. Make it shorter.`,
+    );
+  }
+  const postgres: PostgresLimits = {
+    poolMax: parseInteger(env, 'PG_POOL_MAX', defaultPostgresLimits.poolMax, 1, 10_000) as number,
+    connectTimeoutMs: timeout('PG_CONNECT_TIMEOUT_MS', defaultPostgresLimits.connectTimeoutMs),
+    statementTimeoutMs: timeout('PG_STATEMENT_TIMEOUT_MS', defaultPostgresLimits.statementTimeoutMs),
+    lockTimeoutMs: timeout('PG_LOCK_TIMEOUT_MS', defaultPostgresLimits.lockTimeoutMs),
+    queryTimeoutMs: timeout('PG_QUERY_TIMEOUT_MS', defaultPostgresLimits.queryTimeoutMs),
+  };
+  if (postgres.queryTimeoutMs <= postgres.statementTimeoutMs) {
+    throw new ConfigError(
+      `PG_QUERY_TIMEOUT_MS (${postgres.queryTimeoutMs}) must be longer than PG_STATEMENT_TIMEOUT_MS (${postgres.statementTimeoutMs}): the server should cancel a slow statement before the client gives up on the connection.`,
+    );
+  }
   return {
     port: parsePort(flags.port ?? env.PORT),
     host: flags.host ?? env.HOST ?? defaultHost,
     database: parseDatabase(flags.db ?? env.DATABASE_URL ?? defaultDatabasePath),
     redisUrl: env.REDIS_URL || undefined,
     redisKeyPrefix: env.REDIS_KEY_PREFIX || undefined,
-    leaseMs: parseMs('IDEMPOTENCY_LEASE_MS', env.IDEMPOTENCY_LEASE_MS),
-    retentionMs: parseMs('IDEMPOTENCY_RETENTION_MS', env.IDEMPOTENCY_RETENTION_MS),
+    leaseMs,
+    retentionMs,
     logLevel: env.LOG_LEVEL ?? 'info',
     testHooks: env.RETRYSAFE_TEST_HOOKS === '1',
     corsOrigins: (env.CORS_ORIGINS ?? '')
       .split(',')
       .map((origin) => origin.trim())
       .filter((origin) => origin !== ''),
+    http,
+    postgres,
+    redis: {
+      connectTimeoutMs: timeout('REDIS_CONNECT_TIMEOUT_MS', defaultRedisLimits.connectTimeoutMs),
+      commandTimeoutMs: timeout('REDIS_COMMAND_TIMEOUT_MS', defaultRedisLimits.commandTimeoutMs),
+    },
+    readyTimeoutMs: timeout('READY_TIMEOUT_MS', defaultReadyTimeoutMs),
   };
 }
 
@@ -62,12 +176,27 @@ function parsePort(value: string | undefined): number {
   return port;
 }
 
-function parseMs(name: string, value: string | undefined): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const ms = Number(value);
-  if (!Number.isFinite(ms) || ms <= 0)
-    throw new ConfigError(`${name}=${value} is not a positive number of milliseconds`);
-  return ms;
+/**
+ * A whole number from `env[name]` in min…max, or `fallback` when unset. Decimal digits only:
+ * `1.5`, `1e3`, `0x10` and ` 5 ` are refused rather than guessed at.
+ */
+function parseInteger(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  fallback: number | undefined,
+  min: number,
+  max: number,
+): number | undefined {
+  const value = env[name];
+  if (value === undefined || value === '') return fallback;
+  if (!/^[0-9]+$/.test(value)) {
+    throw new ConfigError(`${name}=${value} is not a whole number (decimal digits only).`);
+  }
+  const number = Number(value);
+  if (number < min || number > max) {
+    throw new ConfigError(`${name}=${value} is out of range: use ${min} to ${max}.`);
+  }
+  return number;
 }
 
 export class ConfigError extends Error {

@@ -1,36 +1,68 @@
 // The reference service's data on PostgreSQL: users, orders and API keys beside the
 // idempotency records, so several service processes share one database and an order and its
 // stored response still commit in one transaction of the one unit of work, which also applies
-// every part's migrations. `pg` is loaded only when this is used.
+// every part's migrations. Every call is bounded (PostgresLimits), so a stalled server answers
+// 503 instead of hanging a request. `pg` is loaded only when this is used.
 import type { Pool, PoolClient } from 'pg';
 import { createPostgresUnitOfWork, PostgresIdempotencyStore } from 'retrysafe/stores/postgres';
+import { defaultPostgresLimits, type PostgresLimits } from '../config.js';
 import { postgresApiKeys } from './postgres/api-keys.js';
 import { postgresServiceMigrations } from './postgres/migrations.js';
 import { postgresOrders } from './postgres/orders.js';
 import { postgresUsers } from './postgres/users.js';
 import type { ServiceData } from './types.js';
+import { asUnavailable, guardUnavailable } from './unavailable.js';
 
 export { postgresServiceMigrations } from './postgres/migrations.js';
 
-export async function openPostgresServiceData(url: string): Promise<ServiceData<PoolClient>> {
+export async function openPostgresServiceData(
+  url: string,
+  limits: PostgresLimits = defaultPostgresLimits,
+): Promise<ServiceData<PoolClient>> {
   const { default: pg } = await import('pg');
-  const pool: Pool = new pg.Pool({ connectionString: url, max: 10 });
+  const pool: Pool = new pg.Pool({
+    connectionString: url,
+    max: limits.poolMax,
+    connectionTimeoutMillis: limits.connectTimeoutMs,
+    statement_timeout: limits.statementTimeoutMs,
+    lock_timeout: limits.lockTimeoutMs,
+    query_timeout: limits.queryTimeoutMs,
+    // TCP keepalive: a peer that vanished is noticed even on an idle connection.
+    keepAlive: true,
+  });
   // An idle client that loses its server emits 'error'; without a listener it would crash the process.
   pool.on('error', () => {});
   const unitOfWork = createPostgresUnitOfWork<PoolClient>(pool).register(...postgresServiceMigrations);
   const store = new PostgresIdempotencyStore<PoolClient>({ unitOfWork });
+  // Migrations may legitimately outlast the statement timeout (an index on a large table, a
+  // wait for another process's migration lock): they run on a short-lived pool without it.
+  const migrationPool: Pool = new pg.Pool({
+    connectionString: url,
+    max: 1,
+    connectionTimeoutMillis: limits.connectTimeoutMs,
+  });
+  migrationPool.on('error', () => {});
   try {
-    await unitOfWork.migrate();
+    await createPostgresUnitOfWork<PoolClient>(migrationPool).migrate(unitOfWork.migrations);
   } catch (error) {
     await pool.end();
     throw error;
+  } finally {
+    await migrationPool.end();
   }
   return {
     store,
-    transaction: (work) => unitOfWork.transaction(work),
-    users: postgresUsers(pool),
-    orders: postgresOrders(pool),
-    apiKeys: postgresApiKeys(pool, unitOfWork),
+    async transaction(work) {
+      try {
+        return await unitOfWork.transaction(work);
+      } catch (error) {
+        // A statement of the work timed out or lost its server: the unit of work rolled back.
+        throw asUnavailable(error);
+      }
+    },
+    users: guardUnavailable(postgresUsers(pool)),
+    orders: guardUnavailable(postgresOrders(pool)),
+    apiKeys: guardUnavailable(postgresApiKeys(pool, unitOfWork)),
     async ping() {
       await pool.query('SELECT 1');
     },

@@ -1,6 +1,7 @@
 // The reference service's data on SQLite: users, orders and API keys in the same file as the
 // idempotency records, so an order and its stored response commit in one transaction of the
-// one unit of work, which also applies every part's migrations.
+// one unit of work, which also applies every part's migrations. A write lock another process
+// holds past busy_timeout (SQLITE_BUSY) answers 503, never 500.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createSqliteUnitOfWork, type SqliteDatabase, SqliteIdempotencyStore } from 'retrysafe/stores/sqlite';
@@ -9,6 +10,7 @@ import { sqliteServiceMigrations } from './sqlite/migrations.js';
 import { sqliteOrders } from './sqlite/orders.js';
 import { sqliteUsers } from './sqlite/users.js';
 import type { ServiceData } from './types.js';
+import { asUnavailable, guardUnavailable } from './unavailable.js';
 
 export { sqliteServiceMigrations } from './sqlite/migrations.js';
 
@@ -21,10 +23,17 @@ export function openSqliteServiceData(path: string): ServiceData<SqliteDatabase>
   const { db } = unitOfWork;
   return {
     store,
-    transaction: (work) => unitOfWork.transaction(work),
-    users: sqliteUsers(db),
-    orders: sqliteOrders(db),
-    apiKeys: sqliteApiKeys(unitOfWork),
+    async transaction(work) {
+      try {
+        return await unitOfWork.transaction(work);
+      } catch (error) {
+        // SQLITE_BUSY at BEGIN IMMEDIATE, in a statement or at COMMIT: the transaction rolled back.
+        throw asUnavailable(error);
+      }
+    },
+    users: guardUnavailable(sqliteUsers(db)),
+    orders: guardUnavailable(sqliteOrders(db)),
+    apiKeys: guardUnavailable(sqliteApiKeys(unitOfWork)),
     async ping() {
       db.prepare('SELECT 1').get();
     },
