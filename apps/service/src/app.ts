@@ -5,11 +5,13 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import { defaultLeaseMs, defaultRetentionMs, type IdempotencyStore } from 'retrysafe';
 import { formBodies, idempotency, problemServerOptions, useProblemDetails } from 'retrysafe/fastify';
+import { ServiceUnavailableError } from 'retrysafe/http';
 import { principalOf, registerAuth } from './auth.js';
+import { defaultHttpLimits, defaultReadyTimeoutMs, type HttpLimits } from './config.js';
 import type { ServiceData } from './data/types.js';
 import { logFingerprint, serviceLoggerOptions } from './log-fields.js';
 import { ServiceMetrics } from './metrics.js';
-import { operationsRoutes } from './routes/operations.js';
+import { operationsRoutes, type ReadinessCheck } from './routes/operations.js';
 import { orderRoutes } from './routes/orders.js';
 import { userRoutes } from './routes/users/index.js';
 import { registerTestHooks } from './test-hooks.js';
@@ -28,7 +30,23 @@ export interface ServiceOptions<Tx> {
   corsOrigins?: string[];
   /** Largest request body (JSON or form) in bytes; a larger one is 413. Default 1 MiB. */
   bodyLimitBytes?: number;
+  /** Timeouts and the connection cap of the HTTP server. Default `defaultHttpLimits`. */
+  http?: HttpLimits;
+  /** Stores /readyz checks besides the SQL database (e.g. Redis). */
+  readinessChecks?: ReadinessCheck[];
+  /** How long /readyz waits for each check. Default 1 s. */
+  readyTimeoutMs?: number;
 }
+
+/**
+ * How often Node looks for requests past their header or request timeout (its default, 30 s,
+ * would let a body stall that much longer than HTTP_REQUEST_TIMEOUT_MS says). One pass over
+ * the open connections per second.
+ */
+export const connectionsCheckingIntervalMs = 1_000;
+
+/** Seconds a caller refused by a draining instance waits before retrying (elsewhere). */
+const drainingRetryAfterSeconds = 1;
 
 /**
  * 1 MiB: a user is under 3 KiB and a 100-item order under 20 KiB, so this leaves room without
@@ -48,6 +66,7 @@ const exposedHeaders = ['Location', 'ETag', 'Idempotent-Replayed', 'Retry-After'
 
 export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<FastifyInstance> {
   const { data } = options;
+  const http = options.http ?? defaultHttpLimits;
   const app = Fastify({
     logger: options.logger ?? serviceLoggerOptions('info'),
     // One line per request comes from our onResponse hook, with the fields operators need.
@@ -59,7 +78,25 @@ export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<
     // Requests refused before any route runs answer problem+json too: a URL that does not
     // decode or a too-long path parameter (router), and what Node's HTTP parser rejects.
     ...problemServerOptions,
+    // Bounds a client cannot hold past (README: Operations): a body that never finishes is
+    // cut at the request timeout with a 408 problem, and an idle keep-alive connection closes.
+    // No socket inactivity timeout: a handler may legitimately work longer than any idle gap.
+    requestTimeout: http.requestTimeoutMs,
+    keepAliveTimeout: http.keepAliveTimeoutMs,
+    connectionTimeout: 0,
+    http: {
+      ...problemServerOptions.http,
+      headersTimeout: http.headersTimeoutMs,
+      connectionsCheckingInterval: connectionsCheckingIntervalMs,
+    },
+    // close() ends idle keep-alive connections at once; busy ones finish their request (with
+    // Connection: close), and the server's shutdown grace period cuts whatever is left.
+    forceCloseConnections: 'idle',
+    // Our own hook answers requests that arrive while draining, as a problem with Retry-After.
+    return503OnClosing: false,
   });
+  // Connections past the cap are refused at accept, before they can use up file descriptors.
+  app.server.maxConnections = http.maxConnections;
   const metrics = new ServiceMetrics();
 
   await app.register(swagger, {
@@ -93,6 +130,20 @@ export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<
     });
   }
   useProblemDetails(app);
+  // While draining after SIGTERM, a request on a busy keep-alive connection is refused as a
+  // retryable 503 problem, before authentication and before anything runs.
+  let draining = false;
+  app.addHook('preClose', async () => {
+    draining = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!draining) return;
+    reply.header('connection', 'close');
+    throw new ServiceUnavailableError(
+      'This instance is shutting down and takes no new requests; retry (another instance will answer).',
+      drainingRetryAfterSeconds,
+    );
+  });
   registerValidation(app);
   // JSON and HTML forms only: Fastify's default text/plain parser let a text body through to
   // the schema as a string (422 "must be object") where a media type it does not take is 415.
@@ -133,7 +184,10 @@ export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<
     );
   });
 
-  operationsRoutes(app, data, metrics);
+  operationsRoutes(app, metrics, {
+    checks: [{ name: 'database', check: () => data.ping() }, ...(options.readinessChecks ?? [])],
+    timeoutMs: options.readyTimeoutMs ?? defaultReadyTimeoutMs,
+  });
   userRoutes(app, data, hooks);
   orderRoutes(app, data, hooks);
 

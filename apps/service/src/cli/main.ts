@@ -40,7 +40,7 @@ export async function main(argv: string[]): Promise<number> {
     const role = (values.role ?? 'writer') as Role;
     if (!values.tenant || (role !== 'writer' && role !== 'reader'))
       throw new ConfigError('keys create needs --tenant and --role writer|reader');
-    const data = await openServiceData(config.database);
+    const data = await openServiceData(config.database, config.postgres);
     const key = generateApiKey();
     await data.apiKeys.add({
       keyHash: hashApiKey(key),
