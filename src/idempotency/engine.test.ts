@@ -387,19 +387,20 @@ describe.each(harnesses)('idempotency engine with the %s', (name, makeHarness) =
     await (await execute(h, request({ key: 'live' }))).commit(() => created(99));
     const reap = vi.spyOn(h.store, 'reap');
 
-    expect(await h.engine.reap(3, 2)).toBe(6);
-    expect(reap.mock.calls.map(([, limit]) => limit)).toEqual([3, 3]);
-    expect(h.recordCount()).toBe(5);
-
-    reap.mockClear();
-    expect(await h.engine.reap(3)).toBe(4);
-    // 3 + 1: stops at the first short batch.
-    expect(reap.mock.calls.length).toBe(2);
+    expect(await h.engine.reap({ batchSize: 3 })).toEqual({
+      deleted: 10,
+      // 3 + 3 + 3 + 1: runs until the first short batch, however many that takes.
+      batches: 4,
+      startedAtMs: h.clock.nowMs,
+      durationMs: 0,
+      caughtUp: true,
+    });
+    expect(reap.mock.calls.map(([, limit]) => limit)).toEqual([3, 3, 3, 3]);
     expect(h.recordCount()).toBe(1);
     expect((await h.engine.begin(request({ key: 'live' }))).outcome).toBe('replayed');
-    expect(await h.engine.reap()).toBe(0);
+    expect(await h.engine.reap()).toMatchObject({ deleted: 0, batches: 1, caughtUp: true });
+    expect(h.engine.reaperStats).toMatchObject({ runs: 2, deletedTotal: 10, runsBehind: 0 });
   });
-
   it('reaps at least once per retention when the retention is shorter than the default interval', async () => {
     vi.useFakeTimers();
     try {
@@ -616,5 +617,93 @@ describe('an unreachable store', () => {
     await expect(result.execution.release()).resolves.toBeUndefined();
     expect(result.execution.settled).toBe(true);
     expect(store.records.size).toBe(1);
+  });
+});
+
+describe('the reaper keeps up (it removed at most 10,000 records a minute)', () => {
+  /** A store whose every `reap` call finds a full batch and takes `batchMs` on the fake clock. */
+  function endlessBacklog(clock: { nowMs: number }, batchMs: number) {
+    const store = createMemoryStore();
+    const calls: number[] = [];
+    store.reap = async (_nowMs, limit) => {
+      calls.push(limit);
+      clock.nowMs += batchMs;
+      return limit;
+    };
+    return { store, calls };
+  }
+
+  it('runs past 20 batches until caught up, on real SQLite', async () => {
+    const db = new Database(':memory:');
+    const store = createSqliteStore({ database: db });
+    const clock = { nowMs: startMs };
+    const engine = createIdempotencyEngine({ store, leaseMs, retentionMs, now: () => clock.nowMs });
+    try {
+      for (let i = 0; i < 45; i++) await engine.begin(request({ key: `old-${i}` }));
+      clock.nowMs += retentionMs;
+      const run = await engine.reap({ batchSize: 2 });
+      // 22 full batches and a short one: the old cap of 20 batches left 5 records behind.
+      expect(run).toMatchObject({ deleted: 45, batches: 23, caughtUp: true });
+      expect((db.prepare('SELECT count(*) AS n FROM retrysafe_idempotency').get() as { n: number }).n).toBe(
+        0,
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('bounds a run by time on the engine clock, not by a count, and reports it as behind', async () => {
+    const clock = { nowMs: startMs };
+    const { store, calls } = endlessBacklog(clock, 100);
+    const engine = createIdempotencyEngine({ store, leaseMs, retentionMs, now: () => clock.nowMs });
+    const run = await engine.reap({ batchSize: 50, maxRunMs: 1_000 });
+    expect(run).toEqual({
+      deleted: 500,
+      batches: 10,
+      startedAtMs: startMs,
+      durationMs: 1_000,
+      caughtUp: false,
+    });
+    expect(calls).toHaveLength(10);
+    expect(engine.reaperStats).toEqual({ runs: 1, deletedTotal: 500, runsBehind: 1, lastRun: run });
+    await expect(engine.reap({ maxRunMs: 0 })).rejects.toThrow(TypeError);
+  });
+
+  it('yields to the event loop between batches', async () => {
+    const clock = { nowMs: startMs };
+    const { store, calls } = endlessBacklog(clock, 10);
+    const engine = createIdempotencyEngine({ store, leaseMs, retentionMs, now: () => clock.nowMs });
+    const running = engine.reap({ batchSize: 1, maxRunMs: 1_000 });
+    const seen: number[] = [];
+    // Each turn of the event loop sees at most one more batch: the run never monopolises it.
+    for (let turn = 0; turn < 5; turn++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      seen.push(calls.length);
+    }
+    expect(seen.every((count, i) => count <= i + 2)).toBe(true);
+    expect((await running).batches).toBe(100);
+  });
+
+  it('follows a run that ended behind with another a second later, and reports every run', async () => {
+    vi.useFakeTimers();
+    try {
+      const clock = { nowMs: startMs };
+      const { store, calls } = endlessBacklog(clock, 100);
+      const engine = createIdempotencyEngine({ store, leaseMs, retentionMs, now: () => clock.nowMs });
+      const runs: unknown[] = [];
+      const stop = engine.startReaper({ intervalMs: 60_000, maxRunMs: 300, onReap: (run) => runs.push(run) });
+      await vi.advanceTimersByTimeAsync(60_000);
+      await vi.waitFor(() => expect(runs).toHaveLength(1));
+      await vi.advanceTimersByTimeAsync(1_000);
+      await vi.waitFor(() => expect(runs).toHaveLength(2));
+      expect(runs[1]).toMatchObject({ batches: 3, caughtUp: false });
+      stop();
+      const after = calls.length;
+      await vi.advanceTimersByTimeAsync(120_000);
+      expect(calls.length).toBe(after);
+      expect(engine.reaperStats).toMatchObject({ runs: 2, runsBehind: 2 });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
