@@ -48,23 +48,37 @@ export async function openRedisConnection(
     return client;
   };
   let current = open();
-  await current.connect();
+  await bounded(current.connect(), limits.connectTimeoutMs + limits.commandTimeoutMs, () =>
+    current.destroy(),
+  );
 
   // Commands in the order they were sent; Redis answers one connection in that order, so the
   // first entry is the oldest still waiting.
   const pending = new Map<number, Pending>();
   let nextId = 0;
+  // A connection whose handshake never completes (a stalled server that accepts) would stay
+  // "not ready" forever: past connect + command timeout it is replaced too.
+  const notReadyLimitMs = limits.connectTimeoutMs + limits.commandTimeoutMs;
+  let notReadySinceMs: number | undefined;
+  const replace = () => {
+    const stalled = current;
+    current = open();
+    current.connect().catch(() => {});
+    stalled.destroy();
+    notReadySinceMs = undefined;
+  };
   const watchdog = setInterval(
     () => {
+      const nowMs = performance.now();
+      if (current.isReady) notReadySinceMs = undefined;
+      else if (notReadySinceMs === undefined) notReadySinceMs = nowMs;
+      else if (nowMs - notReadySinceMs > notReadyLimitMs) return replace();
       const oldest = pending.values().next();
-      if (oldest.done || performance.now() - oldest.value.startedMs < limits.commandTimeoutMs) return;
+      if (oldest.done || nowMs - oldest.value.startedMs < limits.commandTimeoutMs) return;
       const error = new RedisCommandTimeoutError(limits.commandTimeoutMs);
       for (const entry of pending.values()) entry.reject(error);
       pending.clear();
-      const stalled = current;
-      current = open();
-      current.connect().catch(() => {});
-      stalled.destroy();
+      replace();
     },
     Math.max(10, Math.floor(limits.commandTimeoutMs / 4)),
   );
@@ -101,4 +115,22 @@ export async function openRedisConnection(
       }
     },
   };
+}
+
+/** `promise`, or a rejection (after `onTimeout`) when it has not settled within `ms`. */
+async function bounded<T>(promise: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          onTimeout();
+          reject(new Error(`Redis did not become ready within ${ms} ms`));
+        }, ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
