@@ -45,6 +45,13 @@ export function postgresUsers(pool: Pool): UserRepository<PoolClient> {
         userValues(user),
       );
       if (inserted.rowCount === 1) return { ok: true };
+      // The id first, as on SQLite: racing identical create-by-PUTs lose on the id (412), not
+      // on the username their winner now owns (a 409 would be the wrong answer).
+      const { rows } = await tx.query('SELECT 1 FROM users WHERE tenant = $1 AND id = $2', [
+        user.tenant,
+        user.id,
+      ]);
+      if (rows.length > 0) return { ok: false, reason: 'id-taken' };
       const clash = await usernameOwner(tx, user.tenant, user.username);
       return clash
         ? { ok: false, reason: 'username-taken', existingId: clash }
