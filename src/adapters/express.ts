@@ -15,26 +15,18 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import { ProblemError, statusTitle } from '../http/problem.js';
-import {
-  createLifecycle,
-  type HeaderValues,
-  type IdempotencyMode,
-  type LifecycleOptions,
-  type LifecycleOutcome,
-  type RequestLifecycle,
-} from '../idempotency/lifecycle.js';
+import type { HeaderValues, IdempotencyMode, RequestLifecycle } from '../idempotency/lifecycle.js';
 import { problemResponse, serverErrorResponse } from '../idempotency/response.js';
 import type { StoredResponse } from '../idempotency/store.js';
 import {
   type AdapterHandler,
+  type AdapterOptions,
   type AdapterRouteOptions,
   allowHeaderMethods,
-  type BodyOptions,
   ContentTooLargeError,
+  createRouteRunner,
   MethodNotAllowedError,
-  normaliseBodyOptions,
   notFoundError,
-  runAdapterRequest,
 } from './neutral.js';
 
 export {
@@ -54,19 +46,7 @@ export {
   UnsupportedMediaTypeError,
 } from './neutral.js';
 
-export type ExpressIdempotencyOptions<Tx> = (LifecycleOptions<Tx> | { lifecycle: RequestLifecycle<Tx> }) & {
-  /**
-   * Who is calling (tenant, account, principal); keys never replay across scopes. Throw a
-   * ProblemError (e.g. a 400 or 401) to refuse the request before anything runs.
-   */
-  scope: (req: Request) => string;
-  /** Defaults for every route: accepted media types (JSON) and the body limit (1 MiB). */
-  body?: BodyOptions;
-  /** Called once per wrapped request with what the lifecycle did (for metrics). */
-  onOutcome?: (outcome: LifecycleOutcome, req: Request) => void;
-  /** Called with every failure answered as 5xx (the client only sees a plain 500). Default: console.error. */
-  onError?: (error: unknown, req: Request) => void;
-};
+export type ExpressIdempotencyOptions<Tx> = AdapterOptions<Tx, Request>;
 
 export type ExpressRouteHandler<Tx> = AdapterHandler<Tx, Request>;
 
@@ -83,20 +63,17 @@ export interface ExpressIdempotency<Tx> {
 export function createExpressIdempotency<Tx = never>(
   options: ExpressIdempotencyOptions<Tx>,
 ): ExpressIdempotency<Tx> {
-  const lifecycle = 'lifecycle' in options ? options.lifecycle : createLifecycle(options);
-  const defaults = normaliseBodyOptions(options.body);
-  const { scope, onOutcome } = options;
-  const onError = options.onError ?? logToConsole;
+  const runner = createRouteRunner(options, logToConsole);
+  const { lifecycle } = runner;
+  const { scope } = options;
 
   return {
     lifecycle,
     route(mode, handler) {
-      const routeOptions = typeof mode === 'string' ? { mode } : mode;
-      const route = { mode: routeOptions.mode, ...normaliseBodyOptions(routeOptions, defaults) };
+      const settings = runner.settings(mode);
       return async function retrysafeRoute(req, res, next) {
         try {
-          const handled = await runAdapterRequest(
-            lifecycle,
+          const response = await runner.run(
             {
               method: req.method,
               route: req.baseUrl + routePath(req),
@@ -105,13 +82,11 @@ export function createExpressIdempotency<Tx = never>(
               scope: () => scope(req),
               readBody: (limitBytes) => readBody(req, res, limitBytes),
             },
-            route,
+            settings,
             handler,
             req,
           );
-          onOutcome?.(handled.outcome, req);
-          if (handled.error !== undefined) onError(handled.error, req);
-          writeResponse(res, handled.response);
+          writeResponse(res, response);
         } catch (error) {
           next(error);
         }

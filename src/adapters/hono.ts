@@ -15,27 +15,19 @@ import type { Context, ErrorHandler, Handler, Hono, NotFoundHandler } from 'hono
 import { routePath } from 'hono/route';
 import { TrieRouter } from 'hono/router/trie-router';
 import { ProblemError } from '../http/problem.js';
-import {
-  createLifecycle,
-  type HeaderValues,
-  type IdempotencyMode,
-  type LifecycleOptions,
-  type LifecycleOutcome,
-  type RequestLifecycle,
-} from '../idempotency/lifecycle.js';
+import type { HeaderValues, IdempotencyMode, RequestLifecycle } from '../idempotency/lifecycle.js';
 import { problemResponse, serverErrorResponse } from '../idempotency/response.js';
 import type { StoredResponse } from '../idempotency/store.js';
 import {
   type AdapterHandler,
+  type AdapterOptions,
   type AdapterRouteOptions,
   allowHeaderMethods,
-  type BodyOptions,
   ContentTooLargeError,
   concatBytes,
+  createRouteRunner,
   MethodNotAllowedError,
-  normaliseBodyOptions,
   notFoundError,
-  runAdapterRequest,
 } from './neutral.js';
 
 export {
@@ -55,19 +47,7 @@ export {
   UnsupportedMediaTypeError,
 } from './neutral.js';
 
-export type HonoIdempotencyOptions<Tx> = (LifecycleOptions<Tx> | { lifecycle: RequestLifecycle<Tx> }) & {
-  /**
-   * Who is calling (tenant, account, principal); keys never replay across scopes. Throw a
-   * ProblemError (e.g. a 400 or 401) to refuse the request before anything runs.
-   */
-  scope: (c: Context) => string;
-  /** Defaults for every route: accepted media types (JSON) and the body limit (1 MiB). */
-  body?: BodyOptions;
-  /** Called once per wrapped request with what the lifecycle did (for metrics). */
-  onOutcome?: (outcome: LifecycleOutcome, c: Context) => void;
-  /** Called with every failure answered as 5xx (the client only sees a plain 500). Default: console.error. */
-  onError?: (error: unknown, c: Context) => void;
-};
+export type HonoIdempotencyOptions<Tx> = AdapterOptions<Tx, Context>;
 
 export type HonoRouteHandler<Tx> = AdapterHandler<Tx, Context>;
 
@@ -82,19 +62,16 @@ export interface HonoIdempotency<Tx> {
 }
 
 export function createHonoIdempotency<Tx = never>(options: HonoIdempotencyOptions<Tx>): HonoIdempotency<Tx> {
-  const lifecycle = 'lifecycle' in options ? options.lifecycle : createLifecycle(options);
-  const defaults = normaliseBodyOptions(options.body);
-  const { scope, onOutcome } = options;
-  const onError = options.onError ?? logToConsole;
+  const runner = createRouteRunner(options, logToConsole);
+  const { lifecycle } = runner;
+  const { scope } = options;
 
   return {
     lifecycle,
     route(mode, handler) {
-      const routeOptions = typeof mode === 'string' ? { mode } : mode;
-      const route = { mode: routeOptions.mode, ...normaliseBodyOptions(routeOptions, defaults) };
+      const settings = runner.settings(mode);
       return async function retrysafeRoute(c: Context) {
-        const handled = await runAdapterRequest(
-          lifecycle,
+        const response = await runner.run(
           {
             method: c.req.method,
             route: routePath(c),
@@ -103,13 +80,11 @@ export function createHonoIdempotency<Tx = never>(options: HonoIdempotencyOption
             scope: () => scope(c),
             readBody: (limitBytes) => readBody(c, limitBytes),
           },
-          route,
+          settings,
           handler,
           c,
         );
-        onOutcome?.(handled.outcome, c);
-        if (handled.error !== undefined) onError(handled.error, c);
-        return toResponse(handled.response);
+        return toResponse(response);
       };
     },
   };

@@ -2,16 +2,20 @@
 // types, the size limit, bytes → parsed value; failures as 413, 415, 400 problems) and the
 // 404 / 405 + Allow problems, so both decide them the same way.
 import { BadRequestError, ProblemError } from '../http/problem.js';
-import type {
-  CommittedResponse,
-  HandledResponse,
-  HeaderValues,
-  IdempotencyMode,
-  NeutralRequest,
-  RequestContext,
-  RequestLifecycle,
+import {
+  type CommittedResponse,
+  createLifecycle,
+  type HandledResponse,
+  type HeaderValues,
+  type IdempotencyMode,
+  type LifecycleOptions,
+  type LifecycleOutcome,
+  type NeutralRequest,
+  type RequestContext,
+  type RequestLifecycle,
 } from '../idempotency/lifecycle.js';
 import type { ResponseDraft } from '../idempotency/response.js';
+import type { StoredResponse } from '../idempotency/store.js';
 
 /** Bodies over this many bytes are refused with 413 unless a route says otherwise. */
 export const defaultBodyLimitBytes = 1024 * 1024;
@@ -267,4 +271,58 @@ export async function runAdapterRequest<Tx, Request>(
 
 function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** What `createExpressIdempotency` and `createHonoIdempotency` take, for their request type. */
+export type AdapterOptions<Tx, Request> = (LifecycleOptions<Tx> | { lifecycle: RequestLifecycle<Tx> }) & {
+  /**
+   * Who is calling (tenant, account, principal); keys never replay across scopes. Throw a
+   * ProblemError (e.g. a 400 or 401) to refuse the request before anything runs.
+   */
+  scope: (request: Request) => string;
+  /** Defaults for every route: accepted media types (JSON) and the body limit (1 MiB). */
+  body?: BodyOptions;
+  /** Called once per wrapped request with what the lifecycle did (for metrics). */
+  onOutcome?: (outcome: LifecycleOutcome, request: Request) => void;
+  /** Called with every failure answered as 5xx (the client only sees a plain 500). Default: console.error. */
+  onError?: (error: unknown, request: Request) => void;
+};
+
+export type RouteSettings = { mode: IdempotencyMode } & NormalisedBodyOptions;
+
+/** What both adapters build once from their options, and run per request. */
+export interface RouteRunner<Tx, Request> {
+  readonly lifecycle: RequestLifecycle<Tx>;
+  /** A route's settings: its mode, and its body options over the adapter's defaults. */
+  settings(mode: IdempotencyMode | AdapterRouteOptions): RouteSettings;
+  /** Runs one request (see `runAdapterRequest`), reports it, and returns the answer to write. */
+  run(
+    input: AdapterRequest,
+    settings: RouteSettings,
+    handler: AdapterHandler<Tx, Request>,
+    request: Request,
+  ): Promise<StoredResponse>;
+}
+
+export function createRouteRunner<Tx, Request>(
+  options: AdapterOptions<Tx, Request>,
+  logToConsole: (error: unknown, request: Request) => void,
+): RouteRunner<Tx, Request> {
+  const lifecycle = 'lifecycle' in options ? options.lifecycle : createLifecycle(options);
+  const defaults = normaliseBodyOptions(options.body);
+  const { onOutcome } = options;
+  const onError = options.onError ?? logToConsole;
+  return {
+    lifecycle,
+    settings(mode) {
+      const routeOptions = typeof mode === 'string' ? { mode } : mode;
+      return { mode: routeOptions.mode, ...normaliseBodyOptions(routeOptions, defaults) };
+    },
+    async run(input, settings, handler, request) {
+      const handled = await runAdapterRequest(lifecycle, input, settings, handler, request);
+      onOutcome?.(handled.outcome, request);
+      if (handled.error !== undefined) onError(handled.error, request);
+      return handled.response;
+    },
+  };
 }
