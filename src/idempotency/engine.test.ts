@@ -707,3 +707,55 @@ describe('the reaper keeps up (it removed at most 10,000 records a minute)', () 
     }
   });
 });
+
+describe('bounds on what one tenant may store', () => {
+  it('validates maxRecordsPerScope and maxStoredResponseBytes, with documented defaults', () => {
+    const store = createMemoryStore();
+    expect(createIdempotencyEngine({ store }).options).toMatchObject({
+      maxRecordsPerScope: 100_000,
+      maxStoredResponseBytes: 1024 * 1024,
+    });
+    for (const maxRecordsPerScope of [0, -1, 1.5, Number.NaN]) {
+      expect(() => createIdempotencyEngine({ store, maxRecordsPerScope })).toThrow(TypeError);
+    }
+    expect(() => createIdempotencyEngine({ store, maxStoredResponseBytes: -1 })).toThrow(TypeError);
+    expect(() =>
+      createIdempotencyEngine({ store, maxRecordsPerScope: Number.POSITIVE_INFINITY }),
+    ).not.toThrow();
+  });
+
+  it('asks the store for no bound when maxRecordsPerScope is Infinity, and for the tenant bound otherwise', async () => {
+    const store = createMemoryStore();
+    const claim = vi.spyOn(store, 'claim');
+    await createIdempotencyEngine({ store, maxRecordsPerScope: Number.POSITIVE_INFINITY }).begin(request());
+    expect(claim.mock.calls[0]![0].scopeLimit).toBeUndefined();
+    await createIdempotencyEngine({ store, maxRecordsPerScope: 7 }).begin(request({ key: 'other' }));
+    expect(claim.mock.calls[1]![0].scopeLimit).toEqual({ scope: 'tenant-a', maxRecords: 7 });
+  });
+
+  it('never answers a 503 "not executed" once the work ran and committed outside the store', async () => {
+    const db = new Database(':memory:');
+    businessTable(db);
+    const store = createMemoryStore();
+    store.complete = async () => {
+      throw new Error('OOM command not allowed when used memory > maxmemory');
+    };
+    const engine = createIdempotencyEngine<SqliteDatabase>({
+      store: store as unknown as IdempotencyStore<SqliteDatabase>,
+      transaction: (work) => runSqliteTransaction(db, work),
+    });
+    const begun = await engine.begin(request());
+    if (begun.outcome !== 'executed') throw new Error(begun.outcome);
+    const error = await begun.execution
+      .commit(() => created(insertOrder(db, 'kept')))
+      .then(
+        () => undefined,
+        (rejection: unknown) => rejection,
+      );
+    expect(orderNotes(db)).toEqual(['kept']);
+    expect(error).toBeInstanceOf(IdempotencyStoreUnavailableError);
+    expect(error).toMatchObject({ status: 503, writes: 'may-be-kept' });
+    expect((error as Error).message).not.toMatch(/not executed/);
+    db.close();
+  });
+});

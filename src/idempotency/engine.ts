@@ -9,7 +9,9 @@ import {
   IdempotencyKeyInUseError,
   IdempotencyKeyReuseError,
   IdempotencyLeaseLostError,
+  IdempotencyScopeFullError,
   IdempotencyStoreUnavailableError,
+  StoredResponseTooLargeError,
 } from './errors.js';
 import { fingerprintRequest, isLegacyFingerprint } from './fingerprint.js';
 import type { IdempotencyStore, StoredResponse } from './store.js';
@@ -18,6 +20,19 @@ export const defaultLeaseMs = 60_000;
 export const defaultRetentionMs = 24 * 60 * 60 * 1000;
 export const defaultInUseRetryAfterMs = 1_000;
 export const defaultReapBatchSize = 500;
+/**
+ * Records one scope (tenant) may hold at once. 100,000 is more than one new key a second for
+ * the whole default retention of 24 h, far beyond what one honest client makes, yet it bounds
+ * what one tenant's flood can take (measured: 26 KB per record on SQLite, so about 2.6 GB)
+ * before it gets 429 instead of filling the store for every other tenant.
+ */
+export const defaultMaxRecordsPerScope = 100_000;
+/**
+ * The largest response body stored for replay: 1 MiB. Keyed writes answer with a
+ * representation of what they created, usually a few KB; a larger answer is refused (500,
+ * writes rolled back) rather than stored in part or not stored while its writes commit.
+ */
+export const defaultMaxStoredResponseBytes = 1024 * 1024;
 export const defaultReapIntervalMs = 60_000;
 /**
  * How long one reaper run may keep deleting before it stops for this round. A batch of 500 takes
@@ -74,6 +89,13 @@ export interface IdempotencyEngineOptions<Tx> {
    * at-least-once per lease rather than exactly-once.
    */
   transaction?: TransactionRunner<Tx>;
+  /**
+   * Most records one scope may hold (default `defaultMaxRecordsPerScope`); a request with a
+   * new key beyond it is 429 with Retry-After. `Infinity` turns the bound off.
+   */
+  maxRecordsPerScope?: number;
+  /** Largest response body stored for replay (default 1 MiB); larger answers are a 500, rolled back. */
+  maxStoredResponseBytes?: number;
   /** Milliseconds since the epoch; injectable for tests. */
   now?: () => number;
 }
@@ -83,6 +105,8 @@ interface NormalisedOptions<Tx> {
   leaseMs: number;
   retentionMs: number;
   inUseRetryAfterMs: number;
+  maxRecordsPerScope: number;
+  maxStoredResponseBytes: number;
   transaction: TransactionRunner<Tx> | undefined;
   now: () => number;
 }
@@ -159,7 +183,7 @@ export class IdempotencyEngine<Tx = never> {
 
   /** Writes without a key: one transaction, rolled back when the answer `rollsBack`. */
   commitWithoutKey(work: (tx: Tx) => Promise<StoredResponse> | StoredResponse): Promise<StoredResponse> {
-    return runRollingBack((inner) => this.runTransaction(inner), work);
+    return runRollingBack((inner) => this.runTransaction(inner), work, undefined);
   }
 
   /** Scope + method + route + key: the identity of a record (PROTOCOL.md rule 7). */
@@ -168,7 +192,7 @@ export class IdempotencyEngine<Tx = never> {
   }
 
   async begin(request: IdempotentRequest): Promise<BeginResult<Tx>> {
-    const { store, leaseMs, retentionMs, inUseRetryAfterMs, now } = this.options;
+    const { store, leaseMs, retentionMs, inUseRetryAfterMs, maxRecordsPerScope, now } = this.options;
     const scopeKey = this.scopeKey(request);
     let fingerprint = request.fingerprint ?? fingerprintRequest(request);
     const token = randomUUID();
@@ -183,16 +207,21 @@ export class IdempotencyEngine<Tx = never> {
           nowMs,
           leaseExpiresAtMs: nowMs + leaseMs,
           expiresAtMs: nowMs + retentionMs,
+          ...(Number.isFinite(maxRecordsPerScope)
+            ? { scopeLimit: { scope: request.scope, maxRecords: maxRecordsPerScope } }
+            : {}),
         })
         .catch((error: unknown) => {
           throw new IdempotencyStoreUnavailableError(error);
         });
     let result = await claim(fingerprint);
+    if (!result.claimed && result.scopeFull) throw this.#scopeFull();
     if (!result.claimed && this.#matchesLegacy(result.record.fingerprint, fingerprint, request)) {
       // A record from before versioned fingerprints, for this same request: adopt its
       // fingerprint, and claim again so a lapsed lease can still be taken over.
       fingerprint = result.record.fingerprint;
       if (result.record.state !== 'completed') result = await claim(fingerprint);
+      if (!result.claimed && result.scopeFull) throw this.#scopeFull();
     }
     if (result.claimed) {
       return {
@@ -205,7 +234,7 @@ export class IdempotencyEngine<Tx = never> {
         }),
       };
     }
-    const record = result.record;
+    const record = result.record!;
     if (record.fingerprint !== fingerprint)
       return { outcome: 'mismatch', error: new IdempotencyKeyReuseError() };
     if (record.state === 'completed') {
@@ -216,6 +245,15 @@ export class IdempotencyEngine<Tx = never> {
     const leaseExpiresAtMs = record.state === 'claimed' ? record.leaseExpiresAtMs : nowMs;
     const waitMs = Math.min(Math.max(leaseExpiresAtMs - nowMs, 0), inUseRetryAfterMs);
     return { outcome: 'in_use', error: new IdempotencyKeyInUseError(Math.max(1, Math.ceil(waitMs / 1000))) };
+  }
+
+  /** Records free up as they expire and the reaper removes them: retry after one reaper interval. */
+  #scopeFull(): IdempotencyScopeFullError {
+    const retryAfterMs = Math.max(
+      minReapIntervalMs,
+      Math.min(defaultReapIntervalMs, this.options.retentionMs),
+    );
+    return new IdempotencyScopeFullError(this.options.maxRecordsPerScope, Math.ceil(retryAfterMs / 1000));
   }
 
   #matchesLegacy(stored: string, current: string, request: IdempotentRequest): boolean {
@@ -336,12 +374,15 @@ class RollbackFor5xx extends Error {
 async function runRollingBack<Tx>(
   run: TransactionRunner<Tx>,
   work: (tx: Tx) => Promise<StoredResponse> | StoredResponse,
+  maxStoredBytes: number | undefined,
   inside?: (response: StoredResponse, tx: Tx) => Promise<void>,
 ): Promise<StoredResponse> {
   try {
     return await run(async (tx) => {
       const produced = await work(tx);
       if (rollsBack(produced)) throw new RollbackFor5xx(produced);
+      // Before the commit, so an answer that cannot be stored leaves no writes behind.
+      if (maxStoredBytes !== undefined) checkStorable(produced, maxStoredBytes);
       await inside?.(produced, tx);
       return produced;
     });
@@ -415,6 +456,7 @@ export class Execution<Tx> {
           workStarted = true;
           return work(tx);
         },
+        this.options.maxStoredResponseBytes,
         // With records in the store, the fenced completion commits with the writes.
         inStore
           ? async (produced, tx) => {
@@ -447,6 +489,12 @@ export class Execution<Tx> {
   async complete(response: StoredResponse): Promise<void> {
     this.#assertOpen();
     if (rollsBack(response)) return this.release();
+    try {
+      checkStorable(response, this.options.maxStoredResponseBytes);
+    } catch (error) {
+      await this.release();
+      throw error;
+    }
     const stored = await this.#completeIn(response, undefined);
     this.#settled = true;
     if (!stored) throw new IdempotencyLeaseLostError(this.#writes());
@@ -505,6 +553,15 @@ function normalise<Tx>(options: IdempotencyEngineOptions<Tx>): NormalisedOptions
   const retentionMs = options.retentionMs ?? defaultRetentionMs;
   const inUseRetryAfterMs = options.inUseRetryAfterMs ?? defaultInUseRetryAfterMs;
   checkPositive({ leaseMs, retentionMs, inUseRetryAfterMs });
+  const maxRecordsPerScope = options.maxRecordsPerScope ?? defaultMaxRecordsPerScope;
+  const maxStoredResponseBytes = options.maxStoredResponseBytes ?? defaultMaxStoredResponseBytes;
+  if (
+    maxRecordsPerScope !== Number.POSITIVE_INFINITY &&
+    !(Number.isSafeInteger(maxRecordsPerScope) && maxRecordsPerScope > 0)
+  )
+    throw new TypeError('maxRecordsPerScope must be a positive integer, or Infinity for no bound');
+  if (!Number.isSafeInteger(maxStoredResponseBytes) || maxStoredResponseBytes < 0)
+    throw new TypeError('maxStoredResponseBytes must be a whole number of bytes');
   if (retentionMs < leaseMs) throw new TypeError('retentionMs must be at least leaseMs');
   if (options.store.transaction !== undefined && options.transaction !== undefined) {
     throw new TypeError('this store runs its own transactions; drop the `transaction` option');
@@ -514,6 +571,8 @@ function normalise<Tx>(options: IdempotencyEngineOptions<Tx>): NormalisedOptions
     leaseMs,
     retentionMs,
     inUseRetryAfterMs,
+    maxRecordsPerScope,
+    maxStoredResponseBytes,
     transaction: options.transaction,
     now: options.now ?? Date.now,
   };
@@ -526,4 +585,10 @@ function checkPositive(values: Record<string, number>): void {
         `${name} must be a positive number${name.endsWith('Ms') ? ' of milliseconds' : ''}`,
       );
   }
+}
+
+/** An answer with a body over `maxBytes` is never stored, in part or without its body. */
+function checkStorable(response: StoredResponse, maxBytes: number): void {
+  if (response.body.byteLength > maxBytes)
+    throw new StoredResponseTooLargeError(response.body.byteLength, maxBytes);
 }

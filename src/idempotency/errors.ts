@@ -145,3 +145,42 @@ export class AmbiguousCommitError extends ProblemError {
     });
   }
 }
+
+/**
+ * The caller already holds its maximum of idempotency records (`maxRecordsPerScope`): a new
+ * key is refused before anything runs, until expired records are reaped. Keys it already holds
+ * still replay and retry as usual.
+ */
+export class IdempotencyScopeFullError extends ProblemError {
+  override name = 'IdempotencyScopeFullError';
+  readonly retryAfterSeconds: number;
+  constructor(maxRecords: number, retryAfterSeconds: number) {
+    super({
+      status: 429,
+      type: 'idempotency-records-exhausted',
+      title: 'Too many idempotency records',
+      detail: `This account already holds ${maxRecords} idempotency records, the most it may keep at once, so this request with a new Idempotency-Key was not executed. Retry after ${retryAfterSeconds} s, when expired records have been removed; requests with keys already used still replay.`,
+      headers: { 'retry-after': String(retryAfterSeconds) },
+    });
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/**
+ * The handler produced an answer larger than `maxStoredResponseBytes`. Storing half of it, or
+ * none of it while the writes commit, would make a retry replay something else than the first
+ * answer; so the writes were rolled back, the key released, and this 500 tells the developer.
+ */
+export class StoredResponseTooLargeError extends ProblemError {
+  override name = 'StoredResponseTooLargeError';
+  readonly bodyBytes: number;
+  constructor(bodyBytes: number, maxBytes: number) {
+    super({
+      status: 500,
+      type: 'stored-response-too-large',
+      title: 'Response too large to store',
+      detail: `This request's answer has a ${bodyBytes}-byte body, more than the ${maxBytes} bytes an idempotent answer may store, so it was not sent and the writes of its transaction were rolled back. Answer keyed writes with a smaller representation (for example 201 with Location) or raise maxStoredResponseBytes.`,
+    });
+    this.bodyBytes = bodyBytes;
+  }
+}

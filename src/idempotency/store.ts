@@ -69,13 +69,21 @@ export interface ClaimInput {
   expiresAtMs: number;
   /** The data part of a new record (default `{}`); a lease takeover keeps the record's own. */
   data?: RecordData;
+  /**
+   * The caller (tenant) the record belongs to, and the most records it may hold: a claim that
+   * would create a record beyond `maxRecords` answers `scopeFull` instead, atomically with the
+   * claim (taking over or reading an existing record never counts). Absent: no bound.
+   */
+  scopeLimit?: { scope: string; maxRecords: number };
 }
 
 export type ClaimResult =
   /** `data`: the record's data part as the claim left it (what an earlier run checkpointed, on a takeover). */
   | { claimed: true; recordId: string; data?: RecordData }
   /** Someone else holds or completed the key; the engine decides what that means. */
-  | { claimed: false; record: IdempotencyRecord };
+  | { claimed: false; record: IdempotencyRecord; scopeFull?: undefined }
+  /** The key is new and its scope already holds `scopeLimit.maxRecords` records: nothing was written. */
+  | { claimed: false; scopeFull: true; record?: undefined };
 
 export interface CompleteInput {
   scopeKey: string;

@@ -14,9 +14,19 @@ import {
 
 export class MemoryIdempotencyStore implements IdempotencyStore<undefined> {
   readonly records = new Map<string, IdempotencyRecord>();
+  /** The scope each record was created under, and how many records each scope holds. */
+  readonly #scopeOf = new Map<string, string>();
+  readonly #scopeRecords = new Map<string, number>();
 
   async claim(input: ClaimInput): Promise<ClaimResult> {
     const existing = this.records.get(input.scopeKey);
+    const limit = input.scopeLimit;
+    if (existing === undefined && limit !== undefined) {
+      const held = this.#scopeRecords.get(limit.scope) ?? 0;
+      if (held >= limit.maxRecords) return { claimed: false, scopeFull: true };
+      this.#scopeRecords.set(limit.scope, held + 1);
+      this.#scopeOf.set(input.scopeKey, limit.scope);
+    }
     const recordId = existing === undefined ? input.recordId : takeoverRecordId(existing, input);
     if (recordId === undefined) return { claimed: false, record: copyRecord(existing!) };
     // A lease takeover keeps what the earlier run checkpointed; a new record starts from the claim's.
@@ -84,6 +94,11 @@ export class MemoryIdempotencyStore implements IdempotencyStore<undefined> {
       if (deleted >= limit) break;
       if (record.expiresAtMs <= nowMs) {
         this.records.delete(scopeKey);
+        const scope = this.#scopeOf.get(scopeKey);
+        if (scope !== undefined) {
+          this.#scopeOf.delete(scopeKey);
+          this.#scopeRecords.set(scope, (this.#scopeRecords.get(scope) ?? 1) - 1);
+        }
         deleted++;
       }
     }

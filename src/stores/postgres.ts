@@ -88,7 +88,8 @@ export function postgresStoreMigrations<Client extends PgClientLike = PgClientLi
 ): Migration<Client>[] {
   checkPostgresIdentifier('tableName', tableName);
   // An index lives in its table's schema, so its own name is never qualified.
-  const indexName = `${tableName.split('.').pop()}_expires_at_ms`;
+  const unqualified = tableName.split('.').pop();
+  const indexName = `${unqualified}_expires_at_ms`;
   const part = postgresStorePart(tableName);
   return [
     {
@@ -116,6 +117,28 @@ CREATE INDEX IF NOT EXISTS ${indexName} ON ${tableName} (expires_at_ms);`,
       up: `ALTER TABLE ${tableName}
   ADD COLUMN IF NOT EXISTS format_version integer NOT NULL DEFAULT 1,
   ADD COLUMN IF NOT EXISTS data jsonb NOT NULL DEFAULT '{}';`,
+    },
+    {
+      part,
+      version: 3,
+      name: 'count the records of each scope',
+      // The trigger keeps the count in the same statement as every insert and delete. Rows
+      // written before this migration carry no scope, and are not counted.
+      up: `ALTER TABLE ${tableName} ADD COLUMN IF NOT EXISTS scope text;
+CREATE TABLE IF NOT EXISTS ${tableName}_scopes (scope text PRIMARY KEY, records bigint NOT NULL);
+CREATE OR REPLACE FUNCTION ${tableName}_count() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' AND NEW.scope IS NOT NULL THEN
+    INSERT INTO ${tableName}_scopes AS s (scope, records) VALUES (NEW.scope, 1)
+      ON CONFLICT (scope) DO UPDATE SET records = s.records + 1;
+  ELSIF TG_OP = 'DELETE' AND OLD.scope IS NOT NULL THEN
+    UPDATE ${tableName}_scopes SET records = records - 1 WHERE scope = OLD.scope;
+  END IF;
+  RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS ${unqualified}_count ON ${tableName};
+CREATE TRIGGER ${unqualified}_count AFTER INSERT OR DELETE ON ${tableName}
+  FOR EACH ROW EXECUTE FUNCTION ${tableName}_count();`,
     },
   ];
 }
@@ -201,11 +224,24 @@ export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike
     for (let attempt = 0; attempt < maxClaimAttempts; attempt++) {
       // One round trip: insert if absent, else read the record that holds the key. A refused
       // insert takes no row lock and writes no WAL, so a replay is a plain read.
-      const found = await this.#query(this.pool, 'insertOrRead', values);
+      const found = await this.#query(this.pool, 'insertOrRead', [
+        ...values,
+        input.scopeLimit?.scope ?? null,
+        input.scopeLimit?.maxRecords ?? null,
+      ]);
       const row = found.rows[0] as (RecordRow & { won: boolean }) | undefined;
       if (row?.won) return { claimed: true, recordId: row.record_id, data: toData(row.data) };
-      // No row: the holder committed after this statement's snapshot, or vanished. Look again.
-      if (row === undefined) continue;
+      if (row === undefined) {
+        // No row: the scope is full, or the holder committed after this statement's snapshot
+        // (or vanished). Look again unless it is full. Claims racing in one scope may pass the
+        // bound by as many as run at once (READ COMMITTED): a bound on floods, not an exact quota.
+        if (input.scopeLimit !== undefined) {
+          const held = await this.#query(this.pool, 'scopeRecords', [input.scopeLimit.scope]);
+          const records = Number((held.rows[0] as { records?: string } | undefined)?.records ?? 0);
+          if (records >= input.scopeLimit.maxRecords) return { claimed: false, scopeFull: true };
+        }
+        continue;
+      }
       const record = toRecord(row);
       if (takeoverRecordId(record, input) === undefined) return { claimed: false, record };
       // The UPDATE re-checks the same conditions under the row lock, so two takeovers never both win.
@@ -281,8 +317,10 @@ function statements(table: string) {
     insertOrRead: `
       WITH won AS (
         INSERT INTO ${table} (scope_key, record_id, fingerprint, token, state, lease_expires_at_ms, expires_at_ms,
-          data, format_version)
-        VALUES ($1, $2, $3, $4, 'claimed', $5, $6, $7, $8)
+          data, format_version, scope)
+        SELECT $1, $2, $3, $4, 'claimed', $5, $6, $7::jsonb, $8, $9::text
+        -- A new record only while its scope holds fewer than $10 (counted by the trigger).
+        WHERE $10::bigint IS NULL OR coalesce((SELECT s.records FROM ${table}_scopes s WHERE s.scope = $9::text), 0) < $10::bigint
         ON CONFLICT (scope_key) DO NOTHING
         RETURNING *)
       SELECT true AS won, * FROM won
@@ -306,6 +344,7 @@ function statements(table: string) {
           OR (r.state = 'claimed' AND r.lease_expires_at_ms <= $9 AND r.fingerprint = $3))
       RETURNING r.record_id, r.data`,
     get: `SELECT * FROM ${table} WHERE scope_key = $1`,
+    scopeRecords: `SELECT records FROM ${table}_scopes WHERE scope = $1`,
     complete: `
       UPDATE ${table} SET state = 'completed', status = $3, headers = $4, body = $5, expires_at_ms = $6,
         data = coalesce($7::jsonb, data), format_version = $8

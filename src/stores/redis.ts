@@ -153,6 +153,20 @@ redis.call('SET', KEYS[1], ARGV[2] .. fields .. string.sub(current, fieldsEnd), 
 return 1
 `);
 
+// KEYS[1] the scope's set of records (member: record key, score: its expire-at); ARGV member,
+// expire-at (ms), now (ms), max records. Forgets expired members, then admits the record if it
+// is already counted or the scope has room. One script per scope: exact under any concurrency.
+const reserveScript = script(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) - tonumber(ARGV[3]) then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+end
+return 1
+`);
+
 /** A claim that keeps meeting concurrent changes to its record gives up after this many rounds. */
 const maxClaimAttempts = 5;
 
@@ -175,9 +189,30 @@ export class RedisIdempotencyStore implements IdempotencyStore<never> {
     return `${this.prefix}{${createHash('sha256').update(scopeKey).digest('base64url')}}`;
   }
 
+  /** The Redis key of the sorted set counting the records of `scope`, for `maxRecordsPerScope`. */
+  scopeSetFor(scope: string): string {
+    return `${this.prefix}scope:{${createHash('sha256').update(scope).digest('base64url')}}`;
+  }
+
   async claim(input: ClaimInput): Promise<ClaimResult> {
     const key = this.keyFor(input.scopeKey);
     const expireAt = expireAtArg(input.expiresAtMs);
+    if (input.scopeLimit !== undefined) {
+      // Counted before the claim (in another slot, so in its own script): a key the scope
+      // already holds is admitted again at no cost, a new one only while there is room. A
+      // member counts until its claim's retention ends (a completion's later end is not moved).
+      const admitted = await this.#run(reserveScript, this.scopeSetFor(input.scopeLimit.scope), [
+        key,
+        expireAt,
+        String(Math.floor(input.nowMs)),
+        String(input.scopeLimit.maxRecords),
+      ]);
+      // A record that outlived its member (a completion ends later than its claim) is still the
+      // key's: the claim below replays or takes it over as usual.
+      if (Number(admitted) !== 1 && !(await this.#holdsLive(key, input.nowMs))) {
+        return { claimed: false, scopeFull: true };
+      }
+    }
     for (let attempt = 0; attempt < maxClaimAttempts; attempt++) {
       // One native command takes a free key, or returns the record that holds it.
       const held = await this.#send([
@@ -244,6 +279,11 @@ export class RedisIdempotencyStore implements IdempotencyStore<never> {
   async get(scopeKey: string): Promise<IdempotencyRecord | undefined> {
     const value = await this.#send(['GET', this.keyFor(scopeKey)]);
     return value === null || value === undefined ? undefined : decodeRecord(value).record;
+  }
+
+  async #holdsLive(key: string, nowMs: number): Promise<boolean> {
+    const held = await this.#send(['GET', key]);
+    return held !== null && held !== undefined && decodeRecord(held).record.expiresAtMs > nowMs;
   }
 
   // EVALSHA first (the script is usually cached); EVAL on NOSCRIPT, which also caches it.

@@ -151,12 +151,16 @@ export class SqliteIdempotencyStore implements IdempotencyStore<SqliteDatabase> 
         expiresAtMs: input.expiresAtMs,
         data: JSON.stringify(input.data ?? {}),
         formatVersion: currentRecordFormatVersion,
+        scope: input.scopeLimit?.scope ?? null,
+        maxRecords: input.scopeLimit?.maxRecords ?? null,
       }) as { record_id: string; token: string; data: string }[];
       if (won[0]?.token === input.token) {
         return { claimed: true, recordId: won[0].record_id, data: parseData(won[0].data) };
       }
       const row = this.#statements.get.get(input.scopeKey) as RecordRow | undefined;
       if (row) return { claimed: false, record: toRecord(row) };
+      // Under the write lock nothing else changed the count: no row and a limit means it was reached.
+      if (input.scopeLimit !== undefined) return { claimed: false, scopeFull: true };
     }
     throw new Error(`claim for ${input.scopeKey} kept losing to concurrent deletes`);
   }
@@ -223,7 +227,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteIdempotenc
 /**
  * The store's schema, by version. v1 is the table of the releases before the migration
  * registry (`IF NOT EXISTS`, so a table they created is adopted as it is); v2 adds the record
- * format and its data part, upgrading such a table in place: its rows read as format 1, `{}`.
+ * format and its data part, upgrading such a table in place: its rows read as format 1, `{}`;
+ * v3 counts each scope's records for `maxRecordsPerScope`.
  */
 export function sqliteStoreMigrations(
   tableName: string = defaultSqliteTableName,
@@ -257,6 +262,23 @@ export function sqliteStoreMigrations(
         ALTER TABLE ${tableName} ADD COLUMN format_version INTEGER NOT NULL DEFAULT 1;
         ALTER TABLE ${tableName} ADD COLUMN data TEXT NOT NULL DEFAULT '{}';`,
     },
+    {
+      part,
+      version: 3,
+      name: 'count the records of each scope',
+      // The triggers keep the count in the same statement as every insert and delete, so the
+      // claim's bound is exact. Rows written before this migration carry no scope: uncounted.
+      up: `
+        ALTER TABLE ${tableName} ADD COLUMN scope TEXT;
+        CREATE TABLE ${tableName}_scopes (scope TEXT PRIMARY KEY, records INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TRIGGER ${tableName}_count_insert AFTER INSERT ON ${tableName} WHEN NEW.scope IS NOT NULL BEGIN
+          INSERT OR IGNORE INTO ${tableName}_scopes (scope, records) VALUES (NEW.scope, 0);
+          UPDATE ${tableName}_scopes SET records = records + 1 WHERE scope = NEW.scope;
+        END;
+        CREATE TRIGGER ${tableName}_count_delete AFTER DELETE ON ${tableName} WHEN OLD.scope IS NOT NULL BEGIN
+          UPDATE ${tableName}_scopes SET records = records - 1 WHERE scope = OLD.scope;
+        END;`,
+    },
   ];
 }
 
@@ -266,9 +288,13 @@ function prepareStatements(db: SqliteDatabase, table: string) {
     // lease with the same fingerprint. RETURNING yields a row only when this call won.
     claim: db.prepare(`
       INSERT INTO ${table} (scope_key, record_id, fingerprint, token, state, lease_expires_at_ms, expires_at_ms,
-        format_version, data)
-      VALUES (@scopeKey, @recordId, @fingerprint, @token, 'claimed', @leaseExpiresAtMs, @expiresAtMs,
-        @formatVersion, @data)
+        format_version, data, scope)
+      SELECT @scopeKey, @recordId, @fingerprint, @token, 'claimed', @leaseExpiresAtMs, @expiresAtMs,
+        @formatVersion, @data, @scope
+      -- A new record only while its scope holds fewer than @maxRecords (counted by the triggers).
+      WHERE @maxRecords IS NULL
+         OR EXISTS (SELECT 1 FROM ${table} WHERE scope_key = @scopeKey)
+         OR coalesce((SELECT records FROM ${table}_scopes WHERE scope = @scope), 0) < @maxRecords
       ON CONFLICT (scope_key) DO UPDATE SET
         record_id = CASE WHEN ${table}.expires_at_ms <= @nowMs THEN excluded.record_id ELSE ${table}.record_id END,
         data = CASE WHEN ${table}.expires_at_ms <= @nowMs THEN excluded.data ELSE ${table}.data END,

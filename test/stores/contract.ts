@@ -14,7 +14,9 @@ import {
 import {
   IdempotencyKeyInUseError,
   IdempotencyLeaseLostError,
+  IdempotencyScopeFullError,
   IdempotencyStoreUnavailableError,
+  StoredResponseTooLargeError,
 } from '../../src/idempotency/errors.js';
 import { fingerprintRequest } from '../../src/idempotency/fingerprint.js';
 import {
@@ -41,6 +43,8 @@ export interface StoreCapabilities {
   expiry: 'reaper' | 'ttl';
   /** The store runs the handler's writes and the fenced completion in one transaction. */
   transactional: boolean;
+  /** False: concurrent claims of one scope may pass `maxRecordsPerScope` by as many as race (PostgreSQL). */
+  exactScopeBound?: boolean;
 }
 
 export interface StoreHarness<Tx> {
@@ -440,6 +444,87 @@ export function describeStoreContract<Tx>(
           expect(lost.writes).toBe('may-be-kept');
           expect(lost.message).not.toMatch(/nothing .*was kept/);
         }
+      });
+    });
+
+    describe('one tenant could fill the store (no per-tenant bound, no response size bound)', () => {
+      const limited = (overrides: { maxRecordsPerScope?: number; maxStoredResponseBytes?: number }) =>
+        createIdempotencyEngine<Tx>({
+          store: harness.store,
+          leaseMs,
+          retentionMs,
+          now: () => clock.nowMs,
+          ...overrides,
+        });
+
+      it('refuses a new key beyond maxRecordsPerScope with 429 and Retry-After; held keys still replay', async () => {
+        const bounded = limited({ maxRecordsPerScope: 3 });
+        const held = Array.from({ length: 3 }, () => keyedRequest({ scope: 'flooder' }));
+        for (const request of held) {
+          await executed(await bounded.begin(request)).commit(async () => response(201, 'kept'));
+        }
+        const refused = await bounded.begin(keyedRequest({ scope: 'flooder' })).then(
+          () => undefined,
+          (rejection: unknown) => rejection,
+        );
+        expect(refused).toBeInstanceOf(IdempotencyScopeFullError);
+        expect(refused).toMatchObject({ status: 429, headers: { 'retry-after': '60' } });
+        // What the tenant holds still replays; another tenant is untouched.
+        for (const request of held) expect(await replayedBody(bounded.begin(request))).toBe('kept');
+        expect((await bounded.begin(keyedRequest({ scope: 'quiet' }))).outcome).toBe('executed');
+        // A failed run's released record still counts (its id is kept), and is taken over freely.
+        clock.nowMs += retentionMs;
+        if (capabilities.expiry === 'reaper') await harness.store.reap(clock.nowMs, 100);
+        const fresh = executed(await bounded.begin(keyedRequest({ scope: 'flooder' })));
+        await fresh.release();
+        expect((await bounded.begin(keyedRequest({ scope: 'flooder' }))).outcome).toBe('executed');
+        expect((await bounded.begin(keyedRequest({ scope: 'flooder' }))).outcome).toBe('executed');
+        await expect(bounded.begin(keyedRequest({ scope: 'flooder' }))).rejects.toBeInstanceOf(
+          IdempotencyScopeFullError,
+        );
+      });
+
+      it('lets exactly maxRecordsPerScope of 20 concurrent new keys of one scope execute (PostgreSQL: at most that many more)', async () => {
+        const bounded = limited({ maxRecordsPerScope: 5 });
+        const results = await Promise.allSettled(
+          Array.from({ length: 20 }, () => bounded.begin(keyedRequest({ scope: 'racer' }))),
+        );
+        const executedCount = results.filter(
+          (r) => r.status === 'fulfilled' && r.value.outcome === 'executed',
+        ).length;
+        const full = results.filter(
+          (r) => r.status === 'rejected' && r.reason instanceof IdempotencyScopeFullError,
+        );
+        expect(executedCount + full.length).toBe(20);
+        expect(executedCount).toBeGreaterThanOrEqual(5);
+        expect(executedCount).toBeLessThanOrEqual(capabilities.exactScopeBound === false ? 15 : 5);
+      });
+
+      it('refuses to store an answer over maxStoredResponseBytes: a 500 problem, writes rolled back, key released', async () => {
+        const bounded = limited({ maxStoredResponseBytes: 8 });
+        const request = keyedRequest();
+        const first = executed(await bounded.begin(request));
+        const error = await first
+          .commit(async (tx) => {
+            if (harness.business) await harness.business.insert(tx, 'too-large');
+            return response(201, 'nine bytes');
+          })
+          .then(
+            () => undefined,
+            (rejection: unknown) => rejection,
+          );
+        expect(error).toBeInstanceOf(StoredResponseTooLargeError);
+        expect(error).toMatchObject({ status: 500 });
+        if (harness.business) expect(await harness.business.count()).toBe(0);
+        // Released under the same id; an answer within the bound is stored and replayed.
+        const retry = executed(await bounded.begin(request));
+        expect(retry.recordId).toBe(first.recordId);
+        await expect(retry.complete(response(201, 'too large'))).rejects.toBeInstanceOf(
+          StoredResponseTooLargeError,
+        );
+        const third = executed(await bounded.begin(request));
+        await third.commit(async () => response(201, 'eight b.'));
+        expect(await replayedBody(bounded.begin(request))).toBe('eight b.');
       });
     });
 

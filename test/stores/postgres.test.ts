@@ -76,7 +76,7 @@ describeStoreContract<pg.PoolClient>(
       return { store: createPostgresStore({ pool: downPool }), cleanup: () => downPool.end() };
     },
   },
-  { expiry: 'reaper', transactional: true },
+  { expiry: 'reaper', transactional: true, exactScopeBound: false },
 );
 
 describe('postgres store', () => {
