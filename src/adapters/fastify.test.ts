@@ -30,7 +30,8 @@ interface TestApp {
   /** How many times each route's handler body ran (replays never reach it). */
   runs: Record<string, number>;
   /** Stored idempotency records. */
-  recordCount(): number;
+  /** Completed records: answers that a retry would replay. */
+  storedAnswers(): number;
   /** Opens the gate the /slow route waits on; `reached` resolves when it starts waiting. */
   gate: { reached: Promise<void>; open(): void };
   close(): Promise<void>;
@@ -151,10 +152,15 @@ async function buildApp(kind: StoreKind): Promise<TestApp> {
     app,
     db,
     runs,
-    recordCount: () =>
+    // A released claim keeps its row (so a retry reuses its record id); only answers count.
+    storedAnswers: () =>
       sqliteStore
-        ? (db.prepare('SELECT count(*) AS n FROM retrysafe_idempotency').get() as { n: number }).n
-        : (memoryStore?.records.size ?? 0),
+        ? (
+            db.prepare("SELECT count(*) AS n FROM retrysafe_idempotency WHERE state = 'completed'").get() as {
+              n: number;
+            }
+          ).n
+        : [...(memoryStore?.records.values() ?? [])].filter((record) => record.state === 'completed').length,
     gate: { reached: gate.reached, open },
     close: async () => {
       await app.close();
@@ -216,7 +222,7 @@ describe.each(['sqlite', 'memory'] as const)('Fastify idempotency adapter with t
     const body = expectProblem(res, 400, 'idempotency-key-missing');
     expect(body.detail).toContain('Idempotency-Key');
     expect(t.runs.orders).toBeUndefined();
-    expect(t.recordCount()).toBe(0);
+    expect(t.storedAnswers()).toBe(0);
   });
 
   it.each([
@@ -229,7 +235,7 @@ describe.each(['sqlite', 'memory'] as const)('Fastify idempotency adapter with t
     const res = await post(t, '/orders', order, key);
     expectProblem(res, 400, 'idempotency-key-invalid');
     expect(t.runs.orders).toBeUndefined();
-    expect(t.recordCount()).toBe(0);
+    expect(t.storedAnswers()).toBe(0);
   });
 
   it('answers 400 idempotency-key-invalid when the key header is sent twice', async () => {
@@ -241,7 +247,7 @@ describe.each(['sqlite', 'memory'] as const)('Fastify idempotency adapter with t
       headers: { 'idempotency-key': ['k1', 'k2'] },
     });
     expectProblem(res, 400, 'idempotency-key-invalid');
-    expect(t.recordCount()).toBe(0);
+    expect(t.storedAnswers()).toBe(0);
   });
 
   // Regression: over real HTTP Node joins a repeated header into "k1, k1", so the refusal said
@@ -259,7 +265,7 @@ describe.each(['sqlite', 'memory'] as const)('Fastify idempotency adapter with t
     expect(answer).toMatch(/^HTTP\/1\.1 400 /);
     expect(answer).toContain('sent more than once');
     expect(t.runs.orders).toBeUndefined();
-    expect(t.recordCount()).toBe(0);
+    expect(t.storedAnswers()).toBe(0);
   });
 
   it('executes once and replays status, body, Location, ETag and content type with Idempotent-Replayed: true', async () => {
@@ -295,7 +301,7 @@ describe.each(['sqlite', 'memory'] as const)('Fastify idempotency adapter with t
     const res = await post(t, '/explode', order, 'k1');
     const body = expectProblem(res, 500, 'server-error');
     expect(body.detail).not.toContain('secret');
-    expect(t.recordCount()).toBe(0);
+    expect(t.storedAnswers()).toBe(0);
     const retry = await post(t, '/explode', order, 'k1');
     expect(retry.statusCode).toBe(500);
     expect(retry.headers['idempotent-replayed']).toBeUndefined();
@@ -308,7 +314,7 @@ describe.each(['sqlite', 'memory'] as const)('Fastify idempotency adapter with t
     expect(res.statusCode).toBe(503);
     expect(res.headers['retry-after']).toBe('2');
     expect(res.json()).toEqual({ try: 'later' });
-    expect(t.recordCount()).toBe(0);
+    expect(t.storedAnswers()).toBe(0);
     await post(t, '/unavailable', order, 'k1');
     expect(t.runs.unavailable).toBe(2);
   });
@@ -346,7 +352,7 @@ describe.each(['sqlite', 'memory'] as const)('Fastify idempotency adapter with t
     expect(second.statusCode).toBe(201);
     expect(second.headers.location).not.toBe(first.headers.location);
     expect(t.runs.notes).toBe(2);
-    expect(t.recordCount()).toBe(0);
+    expect(t.storedAnswers()).toBe(0);
   });
 
   it('protects an optional-key route when a key is sent', async () => {
@@ -378,7 +384,7 @@ describe.each(['sqlite', 'memory'] as const)('Fastify idempotency adapter with t
     const invalid = await post(t, '/orders', { sku: 'A-1' }, 'k1');
     const body = expectProblem(invalid, 422, 'validation');
     expect(body).toMatchObject({ errors: [{ pointer: '/quantity' }] });
-    expect(t.recordCount()).toBe(0);
+    expect(t.storedAnswers()).toBe(0);
     expect(t.runs.orders).toBeUndefined();
     const valid = await post(t, '/orders', order, 'k1');
     expect(valid.statusCode).toBe(201);
@@ -401,7 +407,7 @@ describe('Fastify idempotency adapter: writes inside the SQLite store transactio
     t = await buildApp('sqlite');
     await post(t, '/explode', order, 'k1');
     expect(rowCount(t)).toBe(0);
-    expect(t.recordCount()).toBe(0);
+    expect(t.storedAnswers()).toBe(0);
   });
 
   it('rolls back the row of work that answers 503', async () => {
@@ -414,7 +420,7 @@ describe('Fastify idempotency adapter: writes inside the SQLite store transactio
     t = await buildApp('sqlite');
     const res = await post(t, '/unavailable', order);
     expect(res.statusCode).toBe(503);
-    expect(t.recordCount()).toBe(0);
+    expect(t.storedAnswers()).toBe(0);
     expect(rowCount(t)).toBe(0);
   });
 

@@ -66,6 +66,7 @@ describe('sqlite service migrations', () => {
       expect(rows).toEqual([
         { part: 'retrysafe.idempotency', version: 1, n: 1 },
         { part: 'retrysafe.idempotency', version: 2, n: 1 },
+        { part: 'retrysafe.idempotency', version: 3, n: 1 },
         { part: 'service.api-keys', version: 1, n: 1 },
         { part: 'service.orders', version: 1, n: 1 },
         { part: 'service.users', version: 1, n: 1 },
