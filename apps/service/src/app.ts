@@ -23,6 +23,10 @@ export interface ServiceOptions<Tx> {
   idempotencyStore?: IdempotencyStore<Tx>;
   leaseMs?: number;
   retentionMs?: number;
+  /** Most live idempotency records per tenant (429 beyond). Default: the engine's (100,000). */
+  maxRecordsPerTenant?: number;
+  /** Largest answer body kept for replay. Default: the engine's (1 MiB). */
+  maxStoredResponseBytes?: number;
   logger?: FastifyServerOptions['logger'];
   /** Enables the x-test-delay-* headers. Never in production. */
   testHooks?: boolean;
@@ -156,6 +160,10 @@ export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<
     store,
     leaseMs: options.leaseMs ?? defaultLeaseMs,
     retentionMs: options.retentionMs ?? defaultRetentionMs,
+    ...(options.maxRecordsPerTenant === undefined ? {} : { maxRecordsPerScope: options.maxRecordsPerTenant }),
+    ...(options.maxStoredResponseBytes === undefined
+      ? {}
+      : { maxStoredResponseBytes: options.maxStoredResponseBytes }),
     // A store without transactions (Redis) runs the writes in the SQL database's transaction.
     ...(store.transaction ? {} : { transaction: data.transaction }),
     scope: (request) => principalOf(request).tenant,
@@ -193,6 +201,7 @@ export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<
 
   const stopReaper = app.idempotencyEngine.startReaper({
     onError: (error) => app.log.warn({ err: error }, 'idempotency reaper failed'),
+    onReap: (run) => metrics.recordReap(run),
   });
   app.addHook('onClose', async () => {
     stopReaper();

@@ -43,6 +43,20 @@ describe('resolveServiceConfig', () => {
     expect(() => resolve({ IDEMPOTENCY_LEASE_MS: '0' })).toThrow(/out of range/);
   });
 
+  it('reads the per-tenant record bound and the stored-response limit, refusing zero', () => {
+    expect(resolve({}).maxRecordsPerTenant).toBeUndefined();
+    const config = resolve({
+      IDEMPOTENCY_MAX_RECORDS_PER_TENANT: '5000',
+      IDEMPOTENCY_MAX_STORED_RESPONSE_BYTES: '65536',
+    });
+    expect(config.maxRecordsPerTenant).toBe(5000);
+    expect(config.maxStoredResponseBytes).toBe(65536);
+    expect(() => resolve({ IDEMPOTENCY_MAX_RECORDS_PER_TENANT: '0' })).toThrow(
+      /IDEMPOTENCY_MAX_RECORDS_PER_TENANT=0 is out of range/,
+    );
+    expect(() => resolve({ IDEMPOTENCY_MAX_STORED_RESPONSE_BYTES: '1e6' })).toThrow(/not a whole number/);
+  });
+
   it('refuses a lease longer than the retention, set or default', () => {
     expect(() => resolve({ IDEMPOTENCY_LEASE_MS: '2000', IDEMPOTENCY_RETENTION_MS: '1000' })).toThrow(
       /IDEMPOTENCY_LEASE_MS \(2000\) is longer than IDEMPOTENCY_RETENTION_MS \(1000\)/,

@@ -84,6 +84,10 @@ export interface ServiceConfig {
   redisKeyPrefix: string | undefined;
   leaseMs: number | undefined;
   retentionMs: number | undefined;
+  /** Most live idempotency records one tenant may hold (429 beyond); undefined: the engine's default. */
+  maxRecordsPerTenant: number | undefined;
+  /** Largest answer body stored for replay; undefined: the engine's default (1 MiB). */
+  maxStoredResponseBytes: number | undefined;
   logLevel: string;
   testHooks: boolean;
   /** Browser origins allowed to call the service (CORS); empty: none, `['*']`: any. */
@@ -144,6 +148,14 @@ export function resolveServiceConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv)
     redisKeyPrefix: env.REDIS_KEY_PREFIX || undefined,
     leaseMs,
     retentionMs,
+    maxRecordsPerTenant: parseInteger(env, 'IDEMPOTENCY_MAX_RECORDS_PER_TENANT', undefined, 1, 2 ** 31 - 1),
+    maxStoredResponseBytes: parseInteger(
+      env,
+      'IDEMPOTENCY_MAX_STORED_RESPONSE_BYTES',
+      undefined,
+      1,
+      64 * 1024 * 1024,
+    ),
     logLevel: env.LOG_LEVEL ?? 'info',
     testHooks: env.RETRYSAFE_TEST_HOOKS === '1',
     corsOrigins: (env.CORS_ORIGINS ?? '')

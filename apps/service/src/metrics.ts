@@ -1,6 +1,6 @@
 // Prometheus metrics of the reference service (prom-client, its own registry).
-import { Counter, Histogram, Registry } from 'prom-client';
-import type { LifecycleOutcome } from 'retrysafe';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { LifecycleOutcome, ReapRun } from 'retrysafe';
 
 export class ServiceMetrics {
   readonly registry = new Registry();
@@ -30,7 +30,36 @@ export class ServiceMetrics {
     registers: [this.registry],
   });
 
+  readonly reaperDeleted = new Counter({
+    name: 'retrysafe_reaper_deleted_total',
+    help: 'Expired idempotency records the reaper deleted.',
+    registers: [this.registry],
+  });
+  readonly reaperLastDuration = new Gauge({
+    name: 'retrysafe_reaper_last_run_seconds',
+    help: 'How long the last reaper run took.',
+    registers: [this.registry],
+  });
+  readonly reaperCaughtUp = new Gauge({
+    name: 'retrysafe_reaper_caught_up',
+    help: '1 when the last reaper run deleted every expired record it found; 0 when its time bound stopped it first (a backlog).',
+    registers: [this.registry],
+  });
+  readonly reaperRunsBehind = new Counter({
+    name: 'retrysafe_reaper_runs_behind_total',
+    help: 'Reaper runs that ended at their time bound with expired records left.',
+    registers: [this.registry],
+  });
+
+  recordReap(run: ReapRun): void {
+    this.reaperDeleted.inc(run.deleted);
+    this.reaperLastDuration.set(run.durationMs / 1000);
+    this.reaperCaughtUp.set(run.caughtUp ? 1 : 0);
+    if (!run.caughtUp) this.reaperRunsBehind.inc();
+  }
+
   constructor() {
+    this.reaperCaughtUp.set(1);
     // Zero-initialise so every outcome is visible before it first happens.
     const outcomes: LifecycleOutcome[] = ['executed', 'replayed', 'in_use', 'mismatch', 'unkeyed', 'refused'];
     for (const outcome of outcomes) {

@@ -51,6 +51,10 @@ export async function serve(config: ServiceConfig): Promise<FastifyInstance> {
     ...(redis ? { idempotencyStore: redis.store as IdempotencyStore<unknown> } : {}),
     ...(config.leaseMs === undefined ? {} : { leaseMs: config.leaseMs }),
     ...(config.retentionMs === undefined ? {} : { retentionMs: config.retentionMs }),
+    ...(config.maxRecordsPerTenant === undefined ? {} : { maxRecordsPerTenant: config.maxRecordsPerTenant }),
+    ...(config.maxStoredResponseBytes === undefined
+      ? {}
+      : { maxStoredResponseBytes: config.maxStoredResponseBytes }),
     logger: serviceLoggerOptions(config.logLevel),
     testHooks: config.testHooks,
     corsOrigins: config.corsOrigins,

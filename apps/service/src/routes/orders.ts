@@ -34,7 +34,7 @@ export function orderRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>, hoo
           },
         },
         body: orderInputSchema,
-        response: { 201: orderSchema, ...problemResponses(400, 401, 403, 409, 415, 422, 503) },
+        response: { 201: orderSchema, ...problemResponses(400, 401, 403, 409, 415, 422, 429, 503) },
       },
     },
     async (request, reply) => {

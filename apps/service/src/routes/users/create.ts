@@ -20,7 +20,7 @@ export function createUserRoute<Tx>(app: FastifyInstance, data: ServiceData<Tx>,
           'JSON or an HTML form. 201 with Location and ETag; 303 See Other for a form post that accepts text/html. An optional Idempotency-Key makes retries replay.',
         tags: ['users'],
         body: userInputSchema,
-        response: { 201: userSchema, ...problemResponses(400, 401, 403, 409, 415, 422) },
+        response: { 201: userSchema, ...problemResponses(400, 401, 403, 409, 415, 422, 429, 503) },
       },
     },
     async (request, reply) => {
