@@ -1,6 +1,7 @@
 // The SQLite unit of work: one better-sqlite3 Database, one write lock, one transaction type
 // (`SqliteDatabase`) shared by the idempotency store and your repositories, and its migrations.
 import Database from 'better-sqlite3';
+import { TransactionUnavailableError } from '../../idempotency/errors.js';
 import {
   type AppliedMigration,
   checksumOf,
@@ -60,13 +61,28 @@ export async function withSqliteWriteLock<T>(db: SqliteDatabase, work: () => T |
   }
 }
 
-/** Runs `work` in `BEGIN IMMEDIATE … COMMIT` under the write lock; any throw rolls back. */
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
+}
+
+/**
+ * Runs `work` in `BEGIN IMMEDIATE … COMMIT` under the write lock; any throw rolls back. A
+ * transaction that cannot start because another process holds the lock is a 503
+ * `TransactionUnavailableError` (nothing ran), not a raw driver error.
+ */
 export function runSqliteTransaction<T>(
   db: SqliteDatabase,
   work: (tx: SqliteDatabase) => Promise<T> | T,
 ): Promise<T> {
   return withSqliteWriteLock(db, async () => {
-    db.exec('BEGIN IMMEDIATE');
+    try {
+      db.exec('BEGIN IMMEDIATE');
+    } catch (error) {
+      // Another process holds the file's write lock past busy_timeout: nothing ran, retry later.
+      if (isBusy(error)) throw new TransactionUnavailableError(error);
+      throw error;
+    }
     try {
       const result = await work(db);
       db.exec('COMMIT');
