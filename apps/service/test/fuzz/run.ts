@@ -155,6 +155,9 @@ export async function runFuzz(
     const env = { LOG_LEVEL: 'warn' };
     if (options.store === 'postgres') {
       postgres = await createTestDatabase('retrysafe_fuzz');
+      // The checker's own pool: DROP DATABASE … WITH (FORCE) at the end terminates a client that
+      // pool.end() has not closed yet, and an idle client's error without a listener would crash the run.
+      postgres.pool.on('error', () => {});
       service = await startService({ databaseUrl: postgres.url, env });
     } else service = await startService({ env });
     const target = service;
