@@ -176,8 +176,9 @@ async function plugin(fastify: FastifyInstance, options: FastifyIdempotencyOptio
         key = lifecycle.readKey({ [name]: raw }, mode);
       } catch (error) {
         onOutcome?.('refused', request);
+        // Answered from the hook: not calling done() stops Fastify here, so body validation
+        // cannot overwrite the status while an async onSend hook still holds the reply.
         sendStored(reply, lifecycle.problem(error));
-        done();
         return;
       }
       request.idempotency = {
