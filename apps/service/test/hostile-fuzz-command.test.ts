@@ -39,13 +39,11 @@ describe('npm run fuzz (the long hostile-input run)', () => {
     expect(run.stdout).toMatch(/answers by status \(0: closed without an answer\): .*200: \d+/);
     expect(run.stdout).toMatch(/ledger: \d+ users and \d+ orders created by 2xx answers/);
     expect(run.stderr).toMatch(/fuzz: 100% — \d+\/300 inputs/);
-    // 0 only with no failure; otherwise 1 with every failure's shrunk counterexample and raw request.
-    const verdict = /fuzz summary: (PASS|FAIL)/.exec(run.stdout)?.[1];
-    expect(run.code).toBe(verdict === 'PASS' ? 0 : 1);
-    if (verdict === 'FAIL') {
-      expect(run.stdout).toContain('smallest counterexample: ');
-      expect(run.stdout).toContain('exact raw request (');
-    } else expect(run.stdout).toContain('failures: 0 failing input(s)');
+    // A clean service passes: exit 0 and no failing input (the status-line bug it once found
+    // is fixed; see src/adapters/fastify-refusal.test.ts).
+    expect(run.stdout).toContain('fuzz summary: PASS');
+    expect(run.stdout).toContain('failures: 0 failing input(s)');
+    expect(run.code).toBe(0);
   });
 
   it.each([
