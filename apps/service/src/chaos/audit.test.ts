@@ -7,7 +7,7 @@ function caller(index: number, outcome: CallerOutcome, replayed = false): Logica
   return { index, sku: `chaos-r-${index}`, idempotencyKey: `r-${index}`, outcome, attempts: 1, replayed };
 }
 
-const noProblems = { serverErrors: {}, unexpectedExits: [] };
+const noProblems = { serverErrors: {}, unexpectedExits: [], startTimeouts: 0 };
 
 describe('auditOrders', () => {
   it('passes a run where every caller saw the one order that exists', () => {
@@ -33,6 +33,21 @@ describe('auditOrders', () => {
     );
     expect(figures).toMatchObject({ created: 1, duplicated: 1, extraRows: 2, lost: 0 });
     expect(passed(figures, noProblems)).toBe(false);
+  });
+
+  it('counts a lease overrun as lost when its held request was told 201 for another row', () => {
+    const held = (orderId: string): LogicalOrder => ({
+      ...caller(0, { kind: 'created', orderId: 'o0' }),
+      heldRun: { kind: 'created', orderId },
+    });
+    const stored = [{ id: 'o0', sku: 'chaos-r-0' }];
+    expect(auditOrders([held('o0')], stored).lost).toBe(0);
+    expect(auditOrders([held('o0-by-the-held-run')], stored).lost).toBe(1);
+    const takenOver = {
+      ...caller(0, { kind: 'created', orderId: 'o0' }),
+      heldRun: { kind: 'lease-lost' } as const,
+    };
+    expect(auditOrders([takenOver], stored)).toMatchObject({ lost: 0, duplicated: 0 });
   });
 
   it('counts a 201 whose order is missing, or is another row, as lost', () => {
@@ -75,9 +90,11 @@ describe('auditOrders', () => {
       [caller(0, { kind: 'created', orderId: 'o0' })],
       [{ id: 'o0', sku: 'chaos-r-0' }],
     );
-    expect(passed(fine, { serverErrors: { '503': 2 }, unexpectedExits: [] })).toBe(true);
-    expect(passed(fine, { serverErrors: { '500': 1 }, unexpectedExits: [] })).toBe(false);
-    expect(passed(fine, { serverErrors: {}, unexpectedExits: ['slot 1 exited (1)'] })).toBe(false);
+    expect(passed(fine, { serverErrors: { '503': 2 }, unexpectedExits: [], startTimeouts: 0 })).toBe(true);
+    expect(passed(fine, { serverErrors: { '500': 1 }, unexpectedExits: [], startTimeouts: 0 })).toBe(false);
+    expect(passed(fine, { serverErrors: {}, unexpectedExits: ['slot 1 exited (1)'], startTimeouts: 0 })).toBe(
+      false,
+    );
   });
 
   it('fails on an order of the run that no caller asked for', () => {

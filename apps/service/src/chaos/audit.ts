@@ -18,7 +18,10 @@ export interface AuditFigures {
   duplicated: number;
   /** Extra rows beyond the first, over all duplicated orders. */
   extraRows: number;
-  /** Callers told 201 whose order is missing (or is another row than the one they were told). */
+  /**
+   * Callers told 201 whose order is missing (or is another row than the one they were told);
+   * for a lease-overrun order, either of its two callers.
+   */
   lost: number;
   /** Callers that gave up without knowing the outcome, … */
   unknownOutcome: number;
@@ -62,7 +65,14 @@ export function auditOrders(callers: LogicalOrder[], stored: StoredChaosOrder[])
     }
     if (caller.replayed) figures.replayedAnswers++;
     const { outcome } = caller;
-    if (outcome.kind === 'created' && !rows.some((row) => row.id === outcome.orderId)) figures.lost++;
+    const told = (id: string) => rows.some((row) => row.id === id);
+    // A 201 to either caller of a lease-overrun order names the one row that must exist.
+    if (
+      (outcome.kind === 'created' && !told(outcome.orderId)) ||
+      (caller.heldRun?.kind === 'created' && !told(caller.heldRun.orderId))
+    ) {
+      figures.lost++;
+    }
     if (outcome.kind === 'unknown') {
       figures.unknownOutcome++;
       if (rows.length > 0) figures.unknownButCreated++;

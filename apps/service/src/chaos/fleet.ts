@@ -6,6 +6,14 @@ import type { Backend } from './proxy.js';
 
 /** After SIGTERM, how long a process may take to close before it gets SIGKILL. */
 const stopGraceMs = 5_000;
+/**
+ * A restart that fails (the database was cut or stalled while the process started: it exits
+ * with a message, as it should) is tried again, this far apart, for at most this long.
+ */
+const startRetryForMs = 60_000;
+const startRetryDelayMs = 250;
+/** A start that has not listened (and printed its banner) by then is killed and tried again. */
+const startTimeoutMs = 15_000;
 
 export interface FleetOptions {
   processes: number;
@@ -29,6 +37,10 @@ export class Fleet {
   #stopping = false;
   kills = 0;
   restarts = 0;
+  /** Restarts that failed and were tried again (a database fault during the start). */
+  failedStarts = 0;
+  /** Of those, starts that hung (no banner within `startTimeoutMs`) rather than exiting. */
+  startTimeouts = 0;
   /** Processes that exited without being killed: a crash the run must report. */
   readonly unexpectedExits: string[] = [];
 
@@ -68,12 +80,19 @@ export class Fleet {
     this.kills++;
     await member.service.exited;
     await new Promise((resolve) => setTimeout(resolve, restartDelayMs));
-    if (this.#stopping) return;
-    try {
-      await this.#startSlot(slot);
-      this.restarts++;
-    } catch (error) {
-      if (!this.#stopping) throw error; // stopped while it started: nothing to restart
+    const giveUpAtMs = Date.now() + startRetryForMs;
+    while (!this.#stopping) {
+      try {
+        await this.#startSlot(slot);
+        this.restarts++;
+        return;
+      } catch (error) {
+        if (this.#stopping) return; // stopped while it started: nothing to restart
+        if (Date.now() >= giveUpAtMs) throw error;
+        this.failedStarts++;
+        if (/did not listen within/.test(String(error))) this.startTimeouts++;
+        await new Promise((resolve) => setTimeout(resolve, startRetryDelayMs));
+      }
     }
   }
 
@@ -97,6 +116,7 @@ export class Fleet {
   async #startSlot(slot: number): Promise<void> {
     const service = await spawnService({
       db: this.#options.database,
+      startTimeoutMs,
       env: { LOG_LEVEL: 'warn', ...this.#options.env, RETRYSAFE_TEST_HOOKS: '1' },
     });
     const member: Member = { service, live: !this.#stopping, endedByFleet: false };

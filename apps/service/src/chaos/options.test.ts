@@ -32,12 +32,35 @@ describe('parseChaosOptions', () => {
     );
   });
 
+  it('turns database-side faults on only where that database is used', () => {
+    const options = parseChaosOptions(
+      { store: 'postgres+redis', 'db-cut-every-ms': '500', 'redis-restart-every-ms': '2000' },
+      {},
+      false,
+    );
+    expect(options).toMatchObject({ dbCutEveryMs: 500, redisRestartEveryMs: 2000, dbKillEveryMs: 0 });
+    expect(parseChaosOptions({}, {}, false)).toMatchObject({
+      dbKillEveryMs: 0,
+      dbCutEveryMs: 0,
+      dbStallEveryMs: 0,
+      redisRestartEveryMs: 0,
+      leaseOverrunRate: 0,
+    });
+  });
+
   it.each([
     [{ store: 'mysql' }, /--store mysql/],
     [{ orders: '0' }, /--orders 0/],
     [{ workers: '1.5' }, /--workers 1.5/],
     [{ 'error-rate': '2' }, /--error-rate 2/],
     [{ 'reset-rate': '0.7', 'delay-rate': '0.6' }, /together/],
+    [{ 'db-kill-every-ms': '500' }, /--db-kill-every-ms needs PostgreSQL data/],
+    [{ store: 'redis', 'db-stall-every-ms': '500' }, /--db-stall-every-ms needs PostgreSQL data/],
+    [
+      { store: 'postgres', 'redis-restart-every-ms': '500' },
+      /--redis-restart-every-ms needs records in Redis/,
+    ],
+    [{ 'lease-overrun-rate': '1.5' }, /--lease-overrun-rate 1.5/],
   ])('refuses %o', (flags, message) => {
     expect(() => parseChaosOptions(flags, {}, false)).toThrow(ChaosOptionError);
     expect(() => parseChaosOptions(flags, {}, false)).toThrow(message);

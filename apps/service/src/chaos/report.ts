@@ -1,6 +1,8 @@
 // What a chaos run found, as a table for people and as JSON for machines. A run passes when
 // no order was duplicated, none was lost, and no unasked-for order appeared.
 import type { AuditFigures } from './audit.js';
+import type { DbFaultCounts } from './db-faults.js';
+import type { DbProxyCounts } from './db-proxy.js';
 import type { ChaosOptions } from './options.js';
 import type { ProxyCounts } from './proxy.js';
 import type { WorkerCounts } from './workers.js';
@@ -19,7 +21,24 @@ export interface ChaosReport {
     serverErrors: Record<string, number>;
     kills: number;
     restarts: number;
+    /** Restarts that failed (a database fault during the start) and were tried again. */
+    failedStarts: number;
     connectionsWithNoProcessUp: number;
+    /** Service backends terminated with pg_terminate_backend, and of those inside a transaction. */
+    dbBackendsTerminated: number;
+    dbBackendsTerminatedInTransaction: number;
+    /** Service ↔ PostgreSQL connections reset, and of those inside a transaction. */
+    dbConnectionsCut: number;
+    dbConnectionsCutInTransaction: number;
+    /** Database stalls shorter than every PG timeout of the service, and longer than its query timeout. */
+    dbStallsShort: number;
+    dbStallsLong: number;
+    /** Restarts of the run's own redis-server (with its append-only file). */
+    redisRestarts: number;
+    /** First requests held in their transaction past their lease, … */
+    leaseOverruns: number;
+    /** … and of those, answered 409 because a second caller had taken the key over meanwhile. */
+    leaseTakeovers: number;
   };
   /** What went wrong beyond the injected faults. */
   problems: {
@@ -27,6 +46,11 @@ export interface ChaosReport {
     serverErrors: Record<string, number>;
     /** Service processes that exited without being killed. */
     unexpectedExits: string[];
+    /**
+     * Restarts that hung instead of listening or exiting (killed and tried again). Reported, not
+     * failed on: a start is outside what the audit measures, but a hang there is worth fixing.
+     */
+    startTimeouts: number;
   };
   traffic: {
     httpAttempts: number;
@@ -58,7 +82,9 @@ export function passed(figures: AuditFigures, problems: ChaosReport['problems'])
 export function faultsFrom(
   proxy: ProxyCounts,
   workers: WorkerCounts,
-  fleet: { kills: number; restarts: number },
+  fleet: { kills: number; restarts: number; failedStarts: number },
+  db: DbFaultCounts,
+  dbProxy: DbProxyCounts | undefined,
 ): ChaosReport['faults'] {
   return {
     responsesReset: proxy.resets,
@@ -66,7 +92,17 @@ export function faultsFrom(
     serverErrors: workers.injectedServerErrors,
     kills: fleet.kills,
     restarts: fleet.restarts,
+    failedStarts: fleet.failedStarts,
     connectionsWithNoProcessUp: proxy.refused,
+    dbBackendsTerminated: db.backendsTerminated,
+    dbBackendsTerminatedInTransaction: db.backendsTerminatedInTransaction,
+    dbConnectionsCut: dbProxy?.cuts ?? 0,
+    dbConnectionsCutInTransaction: dbProxy?.cutsInTransaction ?? 0,
+    dbStallsShort: db.stallsShort,
+    dbStallsLong: db.stallsLong,
+    redisRestarts: db.redisRestarts,
+    leaseOverruns: workers.leaseOverruns,
+    leaseTakeovers: workers.leaseTakeovers,
   };
 }
 
@@ -92,8 +128,23 @@ export function formatReport(report: ChaosReport): string {
     ['injected 5xx answers', byStatus(faults.serverErrors)],
     ['other 5xx answers', byStatus(report.problems.serverErrors)],
     ['processes that died by themselves', report.problems.unexpectedExits.length],
-    ['processes SIGKILLed / restarted', `${faults.kills} / ${faults.restarts}`],
+    ['restarts that hung (killed, tried again)', report.problems.startTimeouts],
+    [
+      'processes SIGKILLed / restarted (failed starts)',
+      `${faults.kills} / ${faults.restarts} (${faults.failedStarts})`,
+    ],
     ['connections with no process up', faults.connectionsWithNoProcessUp],
+    [
+      'DB backends terminated (in a transaction)',
+      `${faults.dbBackendsTerminated} (${faults.dbBackendsTerminatedInTransaction})`,
+    ],
+    [
+      'DB connections cut (in a transaction)',
+      `${faults.dbConnectionsCut} (${faults.dbConnectionsCutInTransaction})`,
+    ],
+    ['DB stalls short / long', `${faults.dbStallsShort} / ${faults.dbStallsLong}`],
+    ['Redis restarts', faults.redisRestarts],
+    ['requests held past their lease / taken over', `${faults.leaseOverruns} / ${faults.leaseTakeovers}`],
     ['HTTP attempts / repeats by callers', `${traffic.httpAttempts} / ${traffic.callerRepeats}`],
   ];
   const width = Math.max(...rows.map(([label]) => label.length));

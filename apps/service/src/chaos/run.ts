@@ -1,9 +1,18 @@
-// `retrysafe chaos`: one bounded run. Scratch data → service processes → fault proxy →
-// workers placing orders while processes are killed → stop everything → audit → report.
+// `retrysafe chaos`: one bounded run. Scratch data → service processes (behind a database proxy
+// when the database is to be cut or stalled) → fault proxy → workers placing orders while
+// processes are killed and the database side fails → stop everything → audit → report.
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { resolveServiceConfig } from '../config.js';
 import { auditOrders, readChaosOrders } from './audit.js';
+import {
+  type BackendKiller,
+  createBackendKiller,
+  type DbFaultCounts,
+  repeatAtRandom,
+  runDbFaults,
+} from './db-faults.js';
+import { type DbProxy, startDbProxy } from './db-proxy.js';
 import { Fleet } from './fleet.js';
 import type { ChaosOptions } from './options.js';
 import { createProgress } from './progress.js';
@@ -17,6 +26,9 @@ const chaosToken = 'demo-writer-a';
 const chaosTenant = 'a';
 /** A killed process is started again after this pause (its port is new; the proxy follows). */
 const restartDelayMs = 200;
+/** A lease-overrun order's first request is held this many leases; its second caller starts after 1.5. */
+const overrunHoldLeases = 3;
+const overrunSecondCallerLeases = 1.5;
 
 export interface ChaosIo {
   stdout: (text: string) => void;
@@ -27,28 +39,46 @@ export interface ChaosIo {
 
 export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<ChaosReport> {
   const runId = randomBytes(4).toString('hex');
+  const dbCounts: DbFaultCounts = {
+    backendsTerminated: 0,
+    backendsTerminatedInTransaction: 0,
+    stallsShort: 0,
+    stallsLong: 0,
+    redisRestarts: 0,
+  };
   const scratch = await createScratch({
     store: options.store,
     runId,
     postgresUrl: options.postgresUrl,
     redisUrl: options.redisUrl,
+    ownRedis: options.redisRestartEveryMs > 0,
     keep: options.keep,
   });
   const startedAtMs = Date.now();
-  const fleet = new Fleet({
-    processes: options.processes,
-    database: scratch.dbArgument,
-    env: {
-      ...scratch.env,
-      IDEMPOTENCY_LEASE_MS: String(options.leaseMs),
-      RETRYSAFE_TEST_FAIL_RATE: String(options.errorRate),
-    },
-  });
+  const env = {
+    ...scratch.env,
+    IDEMPOTENCY_LEASE_MS: String(options.leaseMs),
+    RETRYSAFE_TEST_FAIL_RATE: String(options.errorRate),
+  };
   let proxy: ChaosProxy | undefined;
+  let dbProxy: DbProxy | undefined;
+  let backendKiller: BackendKiller | undefined;
+  let fleet: Fleet | undefined;
   try {
-    await fleet.start();
+    let database = scratch.dbArgument;
+    if (scratch.database.kind === 'postgres' && (options.dbCutEveryMs > 0 || options.dbStallEveryMs > 0)) {
+      const target = new URL(scratch.database.url);
+      dbProxy = await startDbProxy({ host: target.hostname, port: Number(target.port || 5432) });
+      database = dbProxy.through(scratch.database.url);
+    }
+    if (options.dbKillEveryMs > 0 && scratch.postgresDatabase && options.postgresUrl) {
+      backendKiller = await createBackendKiller(options.postgresUrl, scratch.postgresDatabase, dbCounts);
+    }
+    const running = new Fleet({ processes: options.processes, database, env });
+    fleet = running;
+    await running.start();
     proxy = await startChaosProxy({
-      backends: () => fleet.backends(),
+      backends: () => running.backends(),
       rates: { reset: options.resetRate, delay: options.delayRate },
       delayMs: options.timeoutMs + 500,
     });
@@ -58,7 +88,7 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
       done,
       total: options.orders,
       elapsedMs: Date.now() - startedAtMs,
-      kills: fleet.kills,
+      kills: running.kills,
       resets: counts.resets,
       delays: counts.delays,
     });
@@ -66,20 +96,33 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
     // Kills come at random moments whether or not the last victim is back up yet.
     const placing = new AbortController();
     const restartErrors: unknown[] = [];
+    const faultErrors: unknown[] = [];
     const restarts: Promise<void>[] = [];
-    const killer = (async () => {
-      if (options.killEveryMs === 0) return;
-      for (;;) {
-        const waitMs = options.killEveryMs * (0.5 + Math.random());
-        const woke = await sleep(waitMs, true, { signal: placing.signal }).catch(() => false);
-        if (!woke) return;
+    const killer = repeatAtRandom(
+      options.killEveryMs,
+      placing.signal,
+      async () => {
         restarts.push(
-          fleet.killOneAndRestart(Math.random, restartDelayMs).catch((error: unknown) => {
+          running.killOneAndRestart(Math.random, restartDelayMs).catch((error: unknown) => {
             restartErrors.push(error);
           }),
         );
-      }
-    })();
+      },
+      restartErrors,
+    );
+    const dbFaults = runDbFaults({
+      signal: placing.signal,
+      errors: faultErrors,
+      counts: dbCounts,
+      killEveryMs: options.dbKillEveryMs,
+      cutEveryMs: options.dbCutEveryMs,
+      stallEveryMs: options.dbStallEveryMs,
+      redisRestartEveryMs: options.redisRestartEveryMs,
+      killer: backendKiller,
+      proxy: dbProxy,
+      limits: resolveServiceConfig({}, { ...process.env, ...env }).postgres,
+      redis: scratch.ownRedis,
+    });
     const deadlineAtMs = startedAtMs + options.maxSeconds * 1000;
     let placed: Awaited<ReturnType<typeof placeOrders>>;
     try {
@@ -92,25 +135,39 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
         keepGoing: () => Date.now() < deadlineAtMs && io.signal?.aborted !== true,
         timeoutMs: options.timeoutMs,
         maxCalls: 5,
+        ...(options.leaseOverrunRate > 0
+          ? {
+              leaseOverrun: {
+                rate: options.leaseOverrunRate,
+                holdMs: options.leaseMs * overrunHoldLeases,
+                secondCallerAfterMs: options.leaseMs * overrunSecondCallerLeases,
+              },
+            }
+          : {}),
         onSettled: (done) => progress.update(snapshot(done)),
       });
     } finally {
       placing.abort();
-      await killer;
+      await Promise.all([killer, dbFaults]);
       await Promise.all(restarts);
     }
     progress.finish(snapshot(placed.orders.length));
     if (restartErrors.length > 0) {
       throw new Error(`a killed service process did not start again: ${String(restartErrors[0])}`);
     }
+    if (faultErrors.length > 0) {
+      throw new Error(`a database-side fault could not be injected: ${String(faultErrors[0])}`);
+    }
     await proxy.close();
-    await fleet.stop();
+    await running.stop();
+    await dbProxy?.close();
 
     const stored = await readChaosOrders(scratch.database, chaosTenant, skuPrefix(runId));
     const figures = auditOrders(placed.orders, stored);
     const problems = {
       serverErrors: placed.counts.otherServerErrors,
-      unexpectedExits: fleet.unexpectedExits,
+      unexpectedExits: running.unexpectedExits,
+      startTimeouts: running.startTimeouts,
     };
     const { progress: _p, jsonPath: _j, postgresUrl: _pg, redisUrl: _r, ...settings } = options;
     const report: ChaosReport = {
@@ -119,7 +176,7 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
       data: scratch.describe,
       settings,
       durationMs: Date.now() - startedAtMs,
-      faults: faultsFrom(counts, placed.counts, fleet),
+      faults: faultsFrom(counts, placed.counts, running, dbCounts, dbProxy?.counts),
       problems,
       traffic: {
         httpAttempts: placed.orders.reduce((sum, order) => sum + order.attempts, 0),
@@ -134,7 +191,9 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
     return report;
   } finally {
     await proxy?.close();
-    await fleet.stop();
+    await fleet?.stop();
+    await dbProxy?.close();
+    await backendKiller?.close();
     await scratch.remove();
   }
 }

@@ -17,8 +17,21 @@ export interface WorkerOptions {
   timeoutMs: number;
   /** Calls (each with the client's own retries) per logical order before its caller gives up. */
   maxCalls: number;
+  /**
+   * A share of orders whose first request is held inside its transaction (the test hook
+   * `x-test-delay-after-writes-ms`) for `holdMs`, past its lease, while a second caller with the
+   * same key and body starts `secondCallerAfterMs` later and takes the key over.
+   */
+  leaseOverrun?: { rate: number; holdMs: number; secondCallerAfterMs: number };
   onSettled?: (done: number) => void;
 }
+
+/** What the held first request of a lease-overrun order was told. */
+export type HeldRunOutcome =
+  | { kind: 'created'; orderId: string }
+  /** 409: its lease had been taken over before it could settle. */
+  | { kind: 'lease-lost' }
+  | { kind: 'failed'; status: number | undefined; errorKind: ErrorKind };
 
 /** How one logical order ended for its caller. */
 export type CallerOutcome =
@@ -37,6 +50,8 @@ export interface LogicalOrder {
   /** HTTP attempts over all calls. */
   attempts: number;
   replayed: boolean;
+  /** Set for a lease-overrun order: the answer to its held first request. */
+  heldRun?: HeldRunOutcome;
 }
 
 export interface WorkerCounts {
@@ -48,10 +63,19 @@ export interface WorkerCounts {
   otherServerErrors: Record<string, number>;
   /** Calls repeated by the caller with the same key after the client gave up. */
   callerRepeats: number;
+  /** First requests held past their lease (lease-overrun orders), … */
+  leaseOverruns: number;
+  /** … and of those, how many were answered 409 because another request had taken the key over. */
+  leaseTakeovers: number;
 }
 
 /** Outcomes a caller keeps retrying with the same key: the order may or may not exist yet. */
 const unsettledKinds = new Set<ErrorKind>(['server', 'timeout', 'network', 'in_use', 'rate_limited']);
+
+/** The 409 a request gets when its lease was taken over before it settled (not a claim refused). */
+function isLeaseLost(error: ClientError): boolean {
+  return error.status === 409 && /took longer than its lease/.test(error.problem?.detail ?? '');
+}
 
 /** Every order of a run carries its logical order's SKU, so the audit can find and count it. */
 export function skuPrefix(runId: string): string {
@@ -70,6 +94,8 @@ export async function placeOrders(
     injectedServerErrors: {},
     otherServerErrors: {},
     callerRepeats: 0,
+    leaseOverruns: 0,
+    leaseTakeovers: 0,
   };
   const countFailure = (error: ClientError) => {
     counts.failedAttempts[error.kind] = (counts.failedAttempts[error.kind] ?? 0) + 1;
@@ -87,6 +113,31 @@ export async function placeOrders(
     retry: { maxAttempts: 6, baseDelayMs: 50, maxDelayMs: 1_000 },
     onRetry: (info) => countFailure(info.error),
   });
+  const overrun = options.leaseOverrun;
+  // The held request's caller waits it out: one attempt, a timeout past the hold.
+  const heldClient = overrun
+    ? createClient({
+        baseUrl: options.baseUrl,
+        token: options.token,
+        timeoutMs: overrun.holdMs + options.timeoutMs * 2,
+        retry: { maxAttempts: 1 },
+      })
+    : undefined;
+
+  async function heldRun(body: unknown, idempotencyKey: string): Promise<HeldRunOutcome> {
+    counts.leaseOverruns++;
+    const result = await heldClient!.post<{ id: string }>('/orders', body, {
+      idempotencyKey,
+      headers: { 'x-test-delay-after-writes-ms': String(overrun!.holdMs) },
+    });
+    if (result.ok) return { kind: 'created', orderId: result.data.id };
+    if (isLeaseLost(result.error)) {
+      counts.leaseTakeovers++;
+      return { kind: 'lease-lost' };
+    }
+    countFailure(result.error);
+    return { kind: 'failed', status: result.error.status, errorKind: result.error.kind };
+  }
 
   const orders: LogicalOrder[] = [];
   let next = 0;
@@ -94,6 +145,21 @@ export async function placeOrders(
     const sku = skuFor(options.runId, index);
     const idempotencyKey = `${options.runId}-${index}`;
     const body = { items: [{ sku, quantity: 1 + (index % 3), unitPriceCents: 250 }], currency: 'EUR' };
+    if (overrun && Math.random() < overrun.rate) {
+      const held = heldRun(body, idempotencyKey);
+      await new Promise((resolve) => setTimeout(resolve, overrun.secondCallerAfterMs));
+      const order = await callUntilSettled(index, sku, idempotencyKey, body);
+      return { ...order, heldRun: await held };
+    }
+    return callUntilSettled(index, sku, idempotencyKey, body);
+  }
+
+  async function callUntilSettled(
+    index: number,
+    sku: string,
+    idempotencyKey: string,
+    body: unknown,
+  ): Promise<LogicalOrder> {
     let attempts = 0;
     let sentMaybe = false;
     let last: ClientError | undefined;

@@ -94,6 +94,34 @@ describe('retrysafe chaos', { timeout: 240_000 }, () => {
     expect(left.rowCount).toBe(0);
   });
 
+  it('does the same on PostgreSQL while its backends are terminated, its connections cut mid-transaction and the database stalled', async () => {
+    const jsonPath = join(dir, 'postgres-db-faults.json');
+    const run = await chaos([
+      ...boundedRun,
+      '--store',
+      'postgres',
+      '--database-url',
+      postgresAdminUrl,
+      '--db-kill-every-ms',
+      '500',
+      '--db-cut-every-ms',
+      '500',
+      // Stalls alternate long (past PG_QUERY_TIMEOUT_MS) and short (under every PG timeout).
+      '--db-stall-every-ms',
+      '1000',
+      '--json',
+      jsonPath,
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(jsonPath, 'utf8')) as ChaosReport;
+    expectCleanRun(report);
+    expect(report.faults.dbBackendsTerminatedInTransaction).toBeGreaterThan(0);
+    expect(report.faults.dbConnectionsCutInTransaction).toBeGreaterThan(0);
+    expect(report.faults.dbStallsLong).toBeGreaterThan(0);
+    expect(report.faults.dbStallsShort).toBeGreaterThan(0);
+    expect(run.stdout).toMatch(/DB backends terminated \(in a transaction\)\s+[1-9]\d* \([1-9]/);
+  });
+
   it('does the same with idempotency records in Redis and deletes its keys', async () => {
     const jsonPath = join(dir, 'redis.json');
     const run = await chaos([...boundedRun, '--store', 'redis', '--json', jsonPath]);
