@@ -13,6 +13,7 @@ import {
   type SaveDataInput,
 } from '../idempotency/store.js';
 import type { Migration } from './migrations.js';
+import { lockDeadline, whileSqliteBusy } from './sqlite/lock-wait.js';
 import {
   type SqliteDatabase,
   type SqliteUnitOfWork,
@@ -38,7 +39,8 @@ const maxClaimAttempts = 5;
 export interface SqliteStoreOptions {
   /**
    * The unit of work your repositories share (recommended), or a better-sqlite3 database you
-   * already use (wrapped in its unit of work), or a file path to open.
+   * already use (wrapped in its unit of work), or a file path to open. Its `lockWaitMs` bounds
+   * how long the store's writes wait for another process's write lock (then a 503).
    */
   database: SqliteUnitOfWork | SqliteDatabase | string;
   tableName?: string;
@@ -94,8 +96,9 @@ export class SqliteIdempotencyStore implements IdempotencyStore<SqliteDatabase> 
       // The first claim to queue asks for the lock once this turn of the event loop has read every
       // ready request; all claims queued by the time it is granted run together.
       if (this.#queuedClaims.length === 1) {
+        const deadline = lockDeadline(this.unitOfWork.lockWaitMs);
         // From node:timers, so tests that fake the global timers cannot stall claims.
-        afterThisTurn(() => void withSqliteWriteLock(this.db, () => this.#claimQueued()));
+        afterThisTurn(() => void withSqliteWriteLock(this.db, () => this.#claimQueued(deadline)));
       }
     });
   }
@@ -104,36 +107,56 @@ export class SqliteIdempotencyStore implements IdempotencyStore<SqliteDatabase> 
    * Group commit: the claims queued in one turn of the event loop (or while the lock was busy)
    * run in one `BEGIN IMMEDIATE … COMMIT`, one WAL commit instead of one each. Each claim is
    * still its own atomic statement, and none answers before the commit. Should the batch fail
-   * as a whole, it is rolled back and each claim runs alone, exactly as a lone claim does.
+   * as a whole, it is rolled back and each claim runs alone. While another process holds the
+   * file's write lock, the wait is asynchronous (claims queued meanwhile join the batch) until
+   * `deadline`; then every waiting claim fails with `SqliteLockWaitError`. Never throws.
    */
-  #claimQueued(): void {
-    const batch = this.#queuedClaims.splice(0);
-    if (batch.length > 1 && !this.db.inTransaction) {
-      let results: ClaimResult[] | undefined;
-      try {
+  async #claimQueued(deadline: ReturnType<typeof lockDeadline>): Promise<void> {
+    if (this.db.inTransaction) {
+      // A transaction someone opened on this Database outside retrysafe: claim within it.
+      for (const claim of this.#queuedClaims.splice(0))
+        this.#settle(claim, () => this.#claimNow(claim.input));
+      return;
+    }
+    let batch: QueuedClaim[] = [];
+    let results: ClaimResult[] | undefined;
+    try {
+      await whileSqliteBusy(() => {
+        // SQLITE_BUSY can only come from here, before anything ran: then this is tried again.
         this.#statements.begin.run();
-        results = batch.map(({ input }) => this.#claimNow(input));
-        this.#statements.commit.run();
-      } catch {
-        results = undefined;
+        batch = this.#queuedClaims.splice(0);
         try {
-          if (this.db.inTransaction) this.#statements.rollback.run();
-        } catch (error) {
-          for (const claim of batch) claim.reject(error);
-          return;
+          results = batch.map(({ input }) => this.#claimNow(input));
+          this.#statements.commit.run();
+        } catch {
+          results = undefined;
+          // A failed rollback is no lock to wait for: it fails the batch.
+          if (this.db.inTransaction) rollbackOrThrow(() => this.#statements.rollback.run());
         }
-      }
-      if (results !== undefined) {
-        for (const [i, claim] of batch.entries()) claim.resolve(results[i]!);
-        return;
-      }
+      }, deadline);
+    } catch (error) {
+      for (const claim of [...batch, ...this.#queuedClaims.splice(0)]) claim.reject(error);
+      return;
+    }
+    if (results !== undefined) {
+      for (const [i, claim] of batch.entries()) claim.resolve(results[i]!);
+      return;
     }
     for (const claim of batch) {
       try {
-        claim.resolve(this.#claimNow(claim.input));
+        // Outside a transaction each claim is retried whole: a try that met the lock changed nothing.
+        claim.resolve(await whileSqliteBusy(() => this.#claimNow(claim.input), deadline));
       } catch (error) {
         claim.reject(error);
       }
+    }
+  }
+
+  #settle(claim: QueuedClaim, run: () => ClaimResult): void {
+    try {
+      claim.resolve(run());
+    } catch (error) {
+      claim.reject(error);
     }
   }
 
@@ -182,7 +205,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore<SqliteDatabase> 
         formatVersion: currentRecordFormatVersion,
       }).changes === 1;
     // Inside `transaction` the lock is already held by this very execution.
-    return tx === undefined ? withSqliteWriteLock(this.db, run) : Promise.resolve(run());
+    return tx === undefined ? this.unitOfWork.write(run) : Promise.resolve(run());
   }
 
   saveData(input: SaveDataInput, tx?: SqliteDatabase): Promise<boolean> {
@@ -193,15 +216,15 @@ export class SqliteIdempotencyStore implements IdempotencyStore<SqliteDatabase> 
         data: JSON.stringify(input.data),
         formatVersion: currentRecordFormatVersion,
       }).changes === 1;
-    return tx === undefined ? withSqliteWriteLock(this.db, run) : Promise.resolve(run());
+    return tx === undefined ? this.unitOfWork.write(run) : Promise.resolve(run());
   }
 
   async release(scopeKey: string, token: string): Promise<void> {
-    await withSqliteWriteLock(this.db, () => this.#statements.release.run({ scopeKey, token }));
+    await this.unitOfWork.write(() => this.#statements.release.run({ scopeKey, token }));
   }
 
   reap(nowMs: number, limit: number): Promise<number> {
-    return withSqliteWriteLock(this.db, () => this.#statements.reap.run({ nowMs, limit }).changes);
+    return this.unitOfWork.write(() => this.#statements.reap.run({ nowMs, limit }).changes);
   }
 
   /** The unit of work's transaction: your writes and the fenced completion commit together. */
@@ -328,6 +351,15 @@ function prepareStatements(db: SqliteDatabase, table: string) {
       DELETE FROM ${table} WHERE scope_key IN (
         SELECT scope_key FROM ${table} WHERE expires_at_ms <= @nowMs LIMIT @limit)`),
   };
+}
+
+/** Runs a ROLLBACK whose failure must fail the batch, never pass for a busy lock worth retrying. */
+function rollbackOrThrow(rollback: () => unknown): void {
+  try {
+    rollback();
+  } catch (error) {
+    throw new Error('ROLLBACK of a failed claim batch failed', { cause: error });
+  }
 }
 
 function toRecord(row: RecordRow): IdempotencyRecord {

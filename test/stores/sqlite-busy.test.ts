@@ -21,9 +21,13 @@ it('answers a transaction that cannot take the write lock with a 503 and runs no
   holder.exec('BEGIN IMMEDIATE');
   let ran = false;
   try {
-    const failure = await runSqliteTransaction(db, () => {
-      ran = true;
-    }).catch((error: unknown) => error);
+    const failure = await runSqliteTransaction(
+      db,
+      () => {
+        ran = true;
+      },
+      100,
+    ).catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(TransactionUnavailableError);
     expect((failure as TransactionUnavailableError).status).toBe(503);
     expect((failure as TransactionUnavailableError).headers['retry-after']).toBe('1');

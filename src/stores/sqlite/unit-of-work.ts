@@ -13,6 +13,22 @@ import {
   migrationsOf,
   planMigrations,
 } from '../migrations.js';
+import {
+  defaultSqliteLockWaitMs,
+  isSqliteBusy,
+  lockDeadline,
+  sqliteBusyTimeoutMs,
+  sqliteMigrationBusyTimeoutMs,
+  validLockWaitMs,
+  whileSqliteBusy,
+} from './lock-wait.js';
+
+export {
+  defaultSqliteLockWaitMs,
+  SqliteLockWaitError,
+  sqliteBusyTimeoutMs,
+  sqliteMigrationBusyTimeoutMs,
+} from './lock-wait.js';
 
 export type SqliteDatabase = Database.Database;
 
@@ -22,18 +38,26 @@ export type SqliteMigration = Migration<SqliteDatabase>;
 export interface SqliteUnitOfWorkOptions {
   /** Where applied migrations are recorded. Default `retrysafe_migrations`. */
   migrationsTableName?: string;
+  /**
+   * How long a write waits for the file's write lock while another process holds it, before it
+   * fails with a 503 (`TransactionUnavailableError`, or `SqliteLockWaitError` from the store).
+   * The wait is asynchronous: the event loop is blocked at most `sqliteBusyTimeoutMs` per try,
+   * so reads and health checks keep answering. Default `defaultSqliteLockWaitMs` (5000 ms).
+   */
+  lockWaitMs?: number;
 }
 
 /**
  * Opens a database file with the settings retrysafe relies on: WAL (readers never block the
- * writer), synchronous=NORMAL (a killed process loses nothing committed; only power loss can
- * drop the last transactions), and a busy timeout for several processes sharing one file.
+ * writer, nor wait for another process's write lock), synchronous=NORMAL (a killed process loses
+ * nothing committed; only power loss can drop the last transactions), and a short busy timeout
+ * (`sqliteBusyTimeoutMs`): longer waits for another process's lock are asynchronous.
  */
 export function openSqliteDatabase(path: string): SqliteDatabase {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 5000');
+  db.pragma(`busy_timeout = ${sqliteBusyTimeoutMs}`);
   db.pragma('foreign_keys = ON');
   return db;
 }
@@ -61,26 +85,42 @@ export async function withSqliteWriteLock<T>(db: SqliteDatabase, work: () => T |
   }
 }
 
-function isBusy(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
+/**
+ * Runs a write of one statement (or several that may each be retried) outside a transaction,
+ * under the write lock, waiting asynchronously for another process's lock up to `lockWaitMs`
+ * (default: the connection's unit of work's); then `SqliteLockWaitError`.
+ */
+export function runSqliteWrite<T>(
+  db: SqliteDatabase,
+  write: () => T,
+  lockWaitMs = lockWaitOf(db),
+): Promise<T> {
+  // The bound starts now: time spent queued behind this process's own writers counts too.
+  const deadline = lockDeadline(lockWaitMs);
+  return withSqliteWriteLock(db, () => whileSqliteBusy(write, deadline));
 }
 
 /**
- * Runs `work` in `BEGIN IMMEDIATE … COMMIT` under the write lock; any throw rolls back. A
- * transaction that cannot start because another process holds the lock is a 503
+ * Runs `work` in `BEGIN IMMEDIATE … COMMIT` under the write lock; any throw rolls back. While
+ * another process holds the file's write lock, BEGIN is retried asynchronously (the event loop
+ * keeps serving reads) for up to `lockWaitMs` (default: the connection's unit of work's, else
+ * `defaultSqliteLockWaitMs`); a transaction that cannot start by then is a 503
  * `TransactionUnavailableError` (nothing ran), not a raw driver error.
  */
 export function runSqliteTransaction<T>(
   db: SqliteDatabase,
   work: (tx: SqliteDatabase) => Promise<T> | T,
+  lockWaitMs = lockWaitOf(db),
 ): Promise<T> {
+  const deadline = lockDeadline(lockWaitMs);
   return withSqliteWriteLock(db, async () => {
     try {
-      db.exec('BEGIN IMMEDIATE');
+      // The in-process lock is held while this waits, so no other request's statements can
+      // slip into the transaction once it begins.
+      await whileSqliteBusy(() => db.exec('BEGIN IMMEDIATE'), deadline);
     } catch (error) {
-      // Another process holds the file's write lock past busy_timeout: nothing ran, retry later.
-      if (isBusy(error)) throw new TransactionUnavailableError(error);
+      // Another process held the file's write lock past lockWaitMs: nothing ran, retry later.
+      if (isSqliteBusy(error)) throw new TransactionUnavailableError(error);
       throw error;
     }
     try {
@@ -99,11 +139,17 @@ const identifierPattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export class SqliteUnitOfWork {
   readonly db: SqliteDatabase;
   readonly migrationsTableName: string;
+  /** The bound on a write's asynchronous wait for another process's write lock. */
+  readonly lockWaitMs: number;
   /** Every part's migrations; `migrate()` applies what is missing. */
   readonly migrations: MigrationRegistry<SqliteDatabase> = new MigrationRegistry<SqliteDatabase>();
 
   constructor(database: SqliteDatabase | string, options: SqliteUnitOfWorkOptions = {}) {
+    this.lockWaitMs = validLockWaitMs(options.lockWaitMs ?? defaultSqliteLockWaitMs);
     this.db = typeof database === 'string' ? openSqliteDatabase(database) : database;
+    // A Database opened elsewhere (better-sqlite3's default timeout is 5 s) would block the
+    // event loop for the whole wait: only the asynchronous wait above may be long.
+    if (typeof database !== 'string' && this.db.open) this.db.pragma(`busy_timeout = ${sqliteBusyTimeoutMs}`);
     this.migrationsTableName = options.migrationsTableName ?? defaultMigrationsTableName;
     if (!identifierPattern.test(this.migrationsTableName)) {
       throw new TypeError(`migrationsTableName ${this.migrationsTableName} is not a plain identifier`);
@@ -114,10 +160,22 @@ export class SqliteUnitOfWork {
 
   /** `BEGIN IMMEDIATE … COMMIT` under this database's write lock; a throw rolls back. */
   transaction<T>(work: (tx: SqliteDatabase) => Promise<T> | T): Promise<T> {
-    return runSqliteTransaction(this.db, work);
+    return runSqliteTransaction(this.db, work, this.lockWaitMs);
   }
 
-  /** Runs `work` alone on this connection's write side, without a transaction of its own. */
+  /**
+   * A write outside a transaction (one statement, or statements each safe to run again), waiting
+   * asynchronously for another process's lock up to `lockWaitMs`; then `SqliteLockWaitError`.
+   */
+  write<T>(write: () => T): Promise<T> {
+    return runSqliteWrite(this.db, write, this.lockWaitMs);
+  }
+
+  /**
+   * Runs `work` alone on this connection's write side, without a transaction of its own. Its
+   * statements wait for another process's lock only `sqliteBusyTimeoutMs`: use `write` or
+   * `transaction` to wait longer without blocking the event loop.
+   */
   withWriteLock<T>(work: () => T | Promise<T>): Promise<T> {
     return withSqliteWriteLock(this.db, work);
   }
@@ -131,7 +189,8 @@ export class SqliteUnitOfWork {
    * Applies the missing migrations of `source` (default: every registered one) in one
    * `BEGIN IMMEDIATE` transaction: the file's write lock makes concurrent processes take turns,
    * and the later ones find the migrations applied. Synchronous, so a store can migrate in its
-   * constructor; call it before this connection has a transaction open.
+   * constructor; call it before this connection has a transaction open. It alone waits for the
+   * lock synchronously, up to `sqliteMigrationBusyTimeoutMs`, as it runs at start-up.
    */
   migrate(source: MigrationSource<SqliteDatabase> = this.migrations): MigrationReport {
     const wanted = migrationsOf(source);
@@ -140,8 +199,19 @@ export class SqliteUnitOfWork {
         'migrate() cannot run while this connection has a transaction open: migrate at start-up',
       );
     }
-    const table = this.migrationsTableName;
     const report: MigrationReport = { applied: [] };
+    const busyTimeoutMs = this.db.pragma('busy_timeout', { simple: true }) as number;
+    this.db.pragma(`busy_timeout = ${Math.max(busyTimeoutMs, sqliteMigrationBusyTimeoutMs)}`);
+    try {
+      this.#migrate(wanted, report);
+    } finally {
+      this.db.pragma(`busy_timeout = ${busyTimeoutMs}`);
+    }
+    return report;
+  }
+
+  #migrate(wanted: SqliteMigration[], report: MigrationReport): void {
+    const table = this.migrationsTableName;
     this.db.exec('BEGIN IMMEDIATE');
     try {
       this.db.exec(`CREATE TABLE IF NOT EXISTS ${table} (
@@ -178,7 +248,6 @@ export class SqliteUnitOfWork {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       throw error;
     }
-    return report;
   }
 
   /** The applied migrations, for diagnostics. */
@@ -203,6 +272,10 @@ export class SqliteUnitOfWork {
 }
 
 const wrapped = new WeakMap<SqliteDatabase, SqliteUnitOfWork>();
+
+function lockWaitOf(db: SqliteDatabase): number {
+  return wrapped.get(db)?.lockWaitMs ?? defaultSqliteLockWaitMs;
+}
 
 /**
  * The unit of work for `database`: a given unit of work as it is, a plain Database wrapped once
