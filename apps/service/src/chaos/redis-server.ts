@@ -46,15 +46,18 @@ function startRedis(port: number, dir: string): Promise<ChildProcess> {
       clearTimeout(timer);
       reject(new Error(`could not start redis-server (is it installed?): ${error.message}`));
     });
-    child.once('exit', (code) => {
+    const onExit = (code: number | null) => {
       clearTimeout(timer);
       reject(new Error(`redis-server on port ${port} exited (${code}): ${output.slice(-500)}`));
-    });
+    };
+    child.once('exit', onExit);
+    let ready = false;
     child.stdout!.on('data', (chunk: Buffer) => {
       output = (output + chunk.toString()).slice(-4_000);
-      if (output.includes('Ready to accept connections')) {
+      if (!ready && output.includes('Ready to accept connections')) {
+        ready = true;
         clearTimeout(timer);
-        child.removeAllListeners('exit');
+        child.off('exit', onExit);
         resolve(child);
       }
     });

@@ -135,6 +135,42 @@ describe('retrysafe chaos', { timeout: 240_000 }, () => {
     expect(left).toEqual([]);
   });
 
+  it('does the same with records in its own Redis, restarted with its AOF, while held requests outlive their lease and are taken over', async () => {
+    const jsonPath = join(dir, 'postgres-redis-faults.json');
+    const run = await chaos([
+      ...boundedRun,
+      '--store',
+      'postgres+redis',
+      '--database-url',
+      postgresAdminUrl,
+      '--redis-restart-every-ms',
+      '1000',
+      // Held requests wait 3 leases inside their transaction; a second caller comes after 1.5.
+      '--lease-ms',
+      '500',
+      '--lease-overrun-rate',
+      '0.08',
+      '--json',
+      jsonPath,
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(jsonPath, 'utf8')) as ChaosReport;
+    expectCleanRun(report);
+    expect(report.faults.redisRestarts).toBeGreaterThan(0);
+    expect(report.faults.leaseOverruns).toBeGreaterThan(0);
+    // A held request answered 409 "took longer than its lease": the second caller had taken over.
+    expect(report.faults.leaseTakeovers).toBeGreaterThan(0);
+    expect(run.stdout).toMatch(/requests held past their lease \/ taken over\s+[1-9]\d* \/ [1-9]/);
+    // Its own redis-server is stopped and its directory removed; the shared one was not used.
+    const aofDir = /AOF in ([^)]+)\)/.exec(report.data)![1]!;
+    expect(existsSync(aofDir)).toBe(false);
+    const redis = createClient({ url: 'redis://127.0.0.1:6379' });
+    await redis.connect();
+    const left = await redis.keys(`retrysafe-chaos:${report.runId}:*`);
+    await redis.quit();
+    expect(left).toEqual([]);
+  });
+
   it('refuses bad options with exit status 2 and a message, starting nothing', async () => {
     const run = await chaos(['--store', 'mysql']);
     expect(run.code).toBe(2);
