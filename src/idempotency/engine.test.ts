@@ -709,10 +709,10 @@ describe('the reaper keeps up (it removed at most 10,000 records a minute)', () 
 });
 
 describe('bounds on what one tenant may store', () => {
-  it('validates maxRecordsPerScope and maxStoredResponseBytes, with documented defaults', () => {
+  it('validates maxRecordsPerScope and maxStoredResponseBytes, with documented defaults (no bound)', () => {
     const store = createMemoryStore();
     expect(createIdempotencyEngine({ store }).options).toMatchObject({
-      maxRecordsPerScope: 100_000,
+      maxRecordsPerScope: Number.POSITIVE_INFINITY,
       maxStoredResponseBytes: 1024 * 1024,
     });
     for (const maxRecordsPerScope of [0, -1, 1.5, Number.NaN]) {

@@ -74,7 +74,7 @@ describeStoreContract(
 describe('redis store (ioredis)', () => {
   it('keeps each record in one string under the prefix, with a single Cluster hash tag', async () => {
     const store = freshStore();
-    const engine = createIdempotencyEngine({ store });
+    const engine = createIdempotencyEngine({ store, maxRecordsPerScope: 1_000 });
     // A scope with braces of its own must not be able to move the hash tag.
     const result = await engine.begin({
       scope: 'tenant-{x}',

@@ -23,7 +23,7 @@ export interface ServiceOptions<Tx> {
   idempotencyStore?: IdempotencyStore<Tx>;
   leaseMs?: number;
   retentionMs?: number;
-  /** Most live idempotency records per tenant (429 beyond). Default: the engine's (100,000). */
+  /** Most live idempotency records per tenant (429 beyond). Default: none (the engine's). */
   maxRecordsPerTenant?: number;
   /** Largest answer body kept for replay. Default: the engine's (1 MiB). */
   maxStoredResponseBytes?: number;

@@ -44,7 +44,7 @@ describe('resolveServiceConfig', () => {
   });
 
   it('reads the per-tenant record bound and the stored-response limit, refusing zero', () => {
-    expect(resolve({}).maxRecordsPerTenant).toBeUndefined();
+    expect(resolve({}).maxRecordsPerTenant).toBe(100_000);
     const config = resolve({
       IDEMPOTENCY_MAX_RECORDS_PER_TENANT: '5000',
       IDEMPOTENCY_MAX_STORED_RESPONSE_BYTES: '65536',

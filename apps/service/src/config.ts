@@ -1,6 +1,6 @@
 // The reference service's settings, resolved once from flags, then environment, then defaults,
 // and refused at start when they cannot work (a ConfigError: the message, exit status 1).
-import { defaultLeaseMs, defaultRetentionMs } from 'retrysafe';
+import { defaultLeaseMs, defaultRetentionMs, suggestedMaxRecordsPerScope } from 'retrysafe';
 
 export const defaultPort = 3000;
 export const defaultHost = '127.0.0.1';
@@ -84,7 +84,7 @@ export interface ServiceConfig {
   redisKeyPrefix: string | undefined;
   leaseMs: number | undefined;
   retentionMs: number | undefined;
-  /** Most live idempotency records one tenant may hold (429 beyond); undefined: the engine's default. */
+  /** Most live idempotency records one tenant may hold (429 beyond). Default 100,000. */
   maxRecordsPerTenant: number | undefined;
   /** Largest answer body stored for replay; undefined: the engine's default (1 MiB). */
   maxStoredResponseBytes: number | undefined;
@@ -148,7 +148,14 @@ export function resolveServiceConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv)
     redisKeyPrefix: env.REDIS_KEY_PREFIX || undefined,
     leaseMs,
     retentionMs,
-    maxRecordsPerTenant: parseInteger(env, 'IDEMPOTENCY_MAX_RECORDS_PER_TENANT', undefined, 1, 2 ** 31 - 1),
+    // The library applies no bound by default; a service facing many tenants should.
+    maxRecordsPerTenant: parseInteger(
+      env,
+      'IDEMPOTENCY_MAX_RECORDS_PER_TENANT',
+      suggestedMaxRecordsPerScope,
+      1,
+      2 ** 31 - 1,
+    ),
     maxStoredResponseBytes: parseInteger(
       env,
       'IDEMPOTENCY_MAX_STORED_RESPONSE_BYTES',
