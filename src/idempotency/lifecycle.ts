@@ -212,7 +212,9 @@ export class RequestLifecycle<Tx = never> {
 
   /** The answer for a thrown problem (or a 500 for anything else), as every adapter sends it. */
   problem(error: unknown): StoredResponse {
-    return error instanceof ProblemError ? problemResponse(error) : serverErrorResponse();
+    if (error instanceof ProblemError) return problemResponse(error);
+    // Only a store that shares the business transaction knows a failed run left nothing.
+    return serverErrorResponse(this.engine.guarantee === 'exactly-once');
   }
 
   async #runKeyed(execution: Execution<Tx>, handler: RequestHandler<Tx>): Promise<HandledResponse> {
@@ -241,6 +243,9 @@ export class RequestLifecycle<Tx = never> {
       await execution.complete(answer);
       return done(answer);
     } catch (error) {
+      // The handler threw after its commit: the writes and the stored answer are in, so the
+      // answer is that one (a retry replays it), whatever went wrong afterwards.
+      if (committed !== undefined) return done(committed, error);
       if (execution.settled) return done(this.problem(error), error);
       if (error instanceof ProblemError && !rollsBack(error)) {
         // A deliberate 4xx (a taken username, a failed precondition) is an answer: stored and
@@ -250,6 +255,8 @@ export class RequestLifecycle<Tx = never> {
           await execution.complete(answer);
           return done(answer);
         } catch (settleError) {
+          // The answer could not be stored: free the key (no-op if the fence was lost).
+          await execution.release();
           return done(this.problem(settleError), settleError);
         }
       }

@@ -50,10 +50,12 @@ export function problemResponse(error: ProblemError): StoredResponse {
 }
 
 /** The answer to a failure nobody meant: a 500 problem that reveals nothing of it. */
-export function serverErrorResponse(): StoredResponse {
+export function serverErrorResponse(rolledBack = true): StoredResponse {
   const problem = problemForStatus(
     500,
-    'Something went wrong on our side; nothing was saved. Try again.',
+    rolledBack
+      ? 'Something went wrong on our side; nothing was saved. Try again.'
+      : 'Something went wrong on our side; some of this request may have been saved. Retry with the same Idempotency-Key to finish it.',
     'server-error',
   );
   return {
