@@ -21,6 +21,8 @@ export {
   problemOf,
   problemPrefix,
   seed,
+  unicodePlacement,
+  unicodePlaces,
   unicodeTextArb,
   usernameArb,
   validOrderArb,

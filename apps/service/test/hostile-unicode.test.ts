@@ -2,18 +2,14 @@
 // query strings and header values. Storable text reads back byte for byte; the rest is a 4xx.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  describeExchange,
-  percentEncode,
-  type RawRequest,
-  stripControls,
-  utf8AsLatin1,
-} from './helpers/raw-http.js';
+import { describeExchange, percentEncode } from './helpers/raw-http.js';
 import {
   bodyRequest,
   hostileService,
   isUnstorable,
   problemOf,
+  unicodePlacement,
+  unicodePlaces,
   unicodeTextArb,
   usernameArb,
 } from './hostile-support.js';
@@ -107,57 +103,14 @@ describe('hostile text (SQLite)', () => {
 
   it('unicode and stray bytes in paths, query strings and header values: 4xx problem, never 5xx', async () => {
     const fixture = await hostile.createFixture();
-    const place = fc.constantFrom(
-      'path-encoded',
-      'path-raw',
-      'cursor',
-      'limit',
-      'if-match',
-      'if-none-match',
-      'authorization',
-      'prefer',
-      'accept',
-      'x-retry-count',
-      'content-type',
-    );
+    const place = fc.constantFrom(...unicodePlaces);
     const text = unicodeTextArb.filter((t) => t.length > 0);
     await hostile.check(
       'unicode in paths, queries and headers',
       fc.tuple(place, text),
       300,
       async ([where, value]) => {
-        const headerSafe = stripControls(utf8AsLatin1(value));
-        let request: RawRequest;
-        let allowed = [400, 404, 414];
-        switch (where) {
-          case 'path-encoded':
-            request = { target: `/users/${percentEncode(value)}` };
-            break;
-          case 'path-raw':
-            request = { target: `/orders/${utf8AsLatin1(value).replace(/[\s?#/]/g, '')}x` };
-            break;
-          case 'cursor':
-            request = { target: `/users?cursor=${percentEncode(value)}` };
-            break;
-          case 'limit':
-            request = { target: `/orders?limit=${percentEncode(value)}` };
-            allowed = [200, 400];
-            break;
-          case 'authorization':
-            request = { target: '/users', token: headerSafe };
-            allowed = [401];
-            break;
-          case 'content-type':
-            request = bodyRequest('POST /users', '{}', { contentType: headerSafe });
-            allowed = [400, 415, 422];
-            break;
-          default:
-            request = {
-              target: `/users/${fixture.id}`,
-              headers: [[where, headerSafe]],
-            };
-            allowed = [200, 304];
-        }
+        const { request, allowed } = unicodePlacement(where, value, fixture.id);
         hostile.expectAnswer(await hostile.send(request), allowed);
       },
     );

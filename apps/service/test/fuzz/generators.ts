@@ -2,7 +2,13 @@
 // hostile-support.ts) and the long fuzz run (fuzz/run.ts): values, texts, keys and body requests.
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import type { Answer, RawRequest } from '../helpers/raw-http.js';
+import {
+  type Answer,
+  percentEncode,
+  type RawRequest,
+  stripControls,
+  utf8AsLatin1,
+} from '../helpers/raw-http.js';
 
 /** The suite's fixed seed, so a failure reproduces; fast-check's default shrinking then finds a small input. */
 export const seed = 20_251_123;
@@ -130,4 +136,57 @@ export function bodyRequest(
 
 export function problemOf(answer: Answer): { type: string; detail: string; errors?: { pointer: string }[] } {
   return JSON.parse(answer.body);
+}
+
+/** Where the unicode cases put hostile text: path, query and header places of the routes. */
+export const unicodePlaces = [
+  'path-encoded',
+  'path-raw',
+  'cursor',
+  'limit',
+  'if-match',
+  'if-none-match',
+  'authorization',
+  'prefer',
+  'accept',
+  'x-retry-count',
+  'content-type',
+] as const;
+export type UnicodePlace = (typeof unicodePlaces)[number];
+
+/**
+ * The request that puts `value` at `where` (a header place reads the fixture user), and the
+ * statuses it may answer. Shared by the hostile suite and the long fuzz run.
+ */
+export function unicodePlacement(
+  where: UnicodePlace,
+  value: string,
+  fixtureId: string,
+): { request: RawRequest; allowed: number[] } {
+  const headerSafe = stripControls(utf8AsLatin1(value));
+  switch (where) {
+    case 'path-encoded':
+      return { request: { target: `/users/${percentEncode(value)}` }, allowed: [400, 404, 414] };
+    case 'path-raw':
+      return {
+        request: { target: `/orders/${utf8AsLatin1(value).replace(/[\s?#/]/g, '')}x` },
+        allowed: [400, 404, 414],
+      };
+    case 'cursor':
+      return { request: { target: `/users?cursor=${percentEncode(value)}` }, allowed: [400, 404, 414] };
+    case 'limit':
+      return { request: { target: `/orders?limit=${percentEncode(value)}` }, allowed: [200, 400] };
+    case 'authorization':
+      return { request: { target: '/users', token: headerSafe }, allowed: [401] };
+    case 'content-type':
+      return {
+        request: bodyRequest('POST /users', '{}', { contentType: headerSafe }),
+        allowed: [400, 415, 422],
+      };
+    default:
+      return {
+        request: { target: `/users/${fixtureId}`, headers: [[where, headerSafe]] },
+        allowed: [200, 304],
+      };
+  }
 }
