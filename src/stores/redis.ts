@@ -23,9 +23,12 @@
 //   claim    `SET key value NX PXAT … GET`: one native command wins a free key or returns the
 //            record that holds it; taking over an expired record is a compare-and-set script.
 //   complete and release: a script that acts only while the value still starts `c:<token>\n`.
-//   A released record is `c:\n` (no token) with `leaseExpiresAtMs` 0: its id outlives every
-//   failed run, and a release before the state existed reads it as a lapsed claim.
-import { createHash } from 'node:crypto';
+//   A released record is `c:-<uuid>\n` (a marker no claim's token can be, fresh per release)
+//   with `leaseExpiresAtMs` 0: its id outlives every failed run, a release before the state
+//   existed reads it as a lapsed claim, and a takeover judged on one release can never
+//   overwrite the record after a later run took it over and released it again (no ABA).
+//   Releases before this marker wrote `c:\n`; that still reads as released.
+import { createHash, randomUUID } from 'node:crypto';
 import { setImmediate as afterThisTurn } from 'node:timers';
 import {
   type ClaimInput,
@@ -134,7 +137,7 @@ redis.call('SET', KEYS[1], fence .. withData(fields, ARGV[2]) .. string.sub(curr
 return 1
 `);
 
-// KEYS[1] record; ARGV claim line, released line (`c:\n`). Fenced: a claim that lost its key
+// KEYS[1] record; ARGV claim line, released line (`c:-<uuid>\n`). Fenced: a claim that lost its key
 // cannot touch the new holder's. Never deletes: the record becomes a claim nobody holds whose
 // lease ended at 0, keeping its id, data and TTL (a slow run may still commit under that id).
 // The first `,"leaseExpiresAtMs":` is the key itself (quotes inside strings are escaped).
@@ -153,18 +156,27 @@ redis.call('SET', KEYS[1], ARGV[2] .. fields .. string.sub(current, fieldsEnd), 
 return 1
 `);
 
-// KEYS[1] the scope's set of records (member: record key, score: its expire-at); ARGV member,
-// expire-at (ms), now (ms), max records. Forgets expired members, then admits the record if it
-// is already counted or the scope has room. One script per scope: exact under any concurrency.
+// KEYS[1] the scope's set of records (member: record key, score: until when it counts); ARGV
+// member, counts-until (ms), now (ms), max records. Forgets lapsed members, then admits the
+// record if it is already counted (moving its end later, never earlier) or the scope has room.
+// Returns 2 when it added the member, 1 when it was counted already, 0 when the scope is full.
+// One script per scope: exact under any concurrency.
 const reserveScript = script(`
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 1 end
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score then
+  if tonumber(ARGV[2]) > tonumber(score) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) - tonumber(ARGV[3]) then
+    redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+  end
+  return 1
+end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) - tonumber(ARGV[3]) then
   redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 end
-return 1
+return 2
 `);
 
 /** A claim that keeps meeting concurrent changes to its record gives up after this many rounds. */
@@ -197,22 +209,59 @@ export class RedisIdempotencyStore implements IdempotencyStore<never> {
   async claim(input: ClaimInput): Promise<ClaimResult> {
     const key = this.keyFor(input.scopeKey);
     const expireAt = expireAtArg(input.expiresAtMs);
+    let counted: 'added' | 'already' | undefined;
     if (input.scopeLimit !== undefined) {
-      // Counted before the claim (in another slot, so in its own script): a key the scope
-      // already holds is admitted again at no cost, a new one only while there is room. A
-      // member counts until its claim's retention ends (a completion's later end is not moved).
-      const admitted = await this.#run(reserveScript, this.scopeSetFor(input.scopeLimit.scope), [
-        key,
-        expireAt,
-        String(Math.floor(input.nowMs)),
-        String(input.scopeLimit.maxRecords),
-      ]);
-      // A record that outlived its member (a completion ends later than its claim) is still the
-      // key's: the claim below replays or takes it over as usual.
-      if (Number(admitted) !== 1 && !(await this.#holdsLive(key, input.nowMs))) {
-        return { claimed: false, scopeFull: true };
-      }
+      counted = await this.#reserve(key, input, input.scopeLimit);
+      if (counted === undefined) return { claimed: false, scopeFull: true };
     }
+    try {
+      return await this.#claimRecord(key, input, expireAt);
+    } catch (error) {
+      // The claim failed after this call counted a new member: uncount it unless the record
+      // exists after all (a concurrent claim of the same key made it), so failures leave no
+      // phantom records in the scope's count.
+      if (counted === 'added') await this.#forgetIfAbsent(key, input.scopeLimit!.scope);
+      throw error;
+    }
+  }
+
+  /**
+   * Counts the record in its scope before the claim (another slot, so its own script): a key
+   * already counted is admitted again and counts on, a new one only while there is room. A
+   * member counts until its latest claim's retention ends (a takeover moves that end later).
+   * A completion restarts retention a run's duration after its claim, so a record may outlive
+   * its member by that long (milliseconds, or up to a lease for a slow run): the bound is on
+   * floods, not an exact quota. Undefined: the scope is full and the key holds no live record.
+   */
+  async #reserve(
+    key: string,
+    input: ClaimInput,
+    limit: NonNullable<ClaimInput['scopeLimit']>,
+  ): Promise<'added' | 'already' | undefined> {
+    const admitted = Number(
+      await this.#run(reserveScript, this.scopeSetFor(limit.scope), [
+        key,
+        expireAtArg(input.expiresAtMs),
+        String(Math.floor(input.nowMs)),
+        String(limit.maxRecords),
+      ]),
+    );
+    if (admitted === 2) return 'added';
+    if (admitted === 1) return 'already';
+    // A record that outlived its member (a completion long after its claim) is still the
+    // key's: the claim replays or takes it over as usual.
+    return (await this.#holdsLive(key, input.nowMs)) ? 'already' : undefined;
+  }
+
+  async #forgetIfAbsent(key: string, scope: string): Promise<void> {
+    try {
+      if ((await this.#send(['EXISTS', key])) === 0) await this.#send(['ZREM', this.scopeSetFor(scope), key]);
+    } catch {
+      // Redis is unreachable: the member lapses with its score.
+    }
+  }
+
+  async #claimRecord(key: string, input: ClaimInput, expireAt: string): Promise<ClaimResult> {
     for (let attempt = 0; attempt < maxClaimAttempts; attempt++) {
       // One native command takes a free key, or returns the record that holds it.
       const held = await this.#send([
@@ -267,7 +316,8 @@ export class RedisIdempotencyStore implements IdempotencyStore<never> {
   }
 
   async release(scopeKey: string, token: string): Promise<void> {
-    await this.#run(releaseScript, this.keyFor(scopeKey), [claimLine(token), claimLine(releasedToken)]);
+    // A marker fresh per release: a takeover that read an earlier release cannot match it.
+    await this.#run(releaseScript, this.keyFor(scopeKey), [claimLine(token), releasedLine()]);
   }
 
   /** Always 0: each record's TTL deletes it when its retention ends. */
@@ -392,6 +442,15 @@ function claimLine(token: string): string {
   return `c:${token}\n`;
 }
 
+/** Claim tokens are UUIDs, so a line starting `c:-` is always a release's. */
+function releasedLine(): string {
+  return claimLine(`-${randomUUID()}`);
+}
+
+function isReleasedLine(version: string): boolean {
+  return version === claimLine(releasedToken) || version.startsWith('c:-');
+}
+
 function encodeClaim(input: ClaimInput, recordId: string, data: RecordData): Buffer {
   const fields: RecordFields = {
     scopeKey: input.scopeKey,
@@ -421,7 +480,7 @@ function decodeRecord(value: unknown): { version: string; record: IdempotencyRec
     formatVersion: fields.formatVersion ?? 1,
     data: fields.data ?? {},
   };
-  if (version === claimLine(releasedToken)) {
+  if (isReleasedLine(version)) {
     return { version, record: { ...identity, state: 'released', expiresAtMs: fields.expiresAtMs } };
   }
   if (version.startsWith('c:')) {
