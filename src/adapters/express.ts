@@ -33,6 +33,7 @@ export {
   defaultIdempotencyHeader,
   type IdempotencyMode,
   replayedHeaderNames,
+  type StepCall,
 } from '../idempotency/lifecycle.js';
 export {
   type AcceptedMediaType,

@@ -17,6 +17,7 @@ import {
   type LifecycleOutcome,
   type RequestContext,
   type RequestLifecycle,
+  type StepCall,
 } from '../idempotency/lifecycle.js';
 import { type ResponseDraft, toStoredResponse } from '../idempotency/response.js';
 import type { StoredResponse } from '../idempotency/store.js';
@@ -27,6 +28,7 @@ export {
   defaultIdempotencyHeader,
   type IdempotencyMode,
   replayedHeaderNames,
+  type StepCall,
 } from '../idempotency/lifecycle.js';
 export { type FormBodiesOptions, formBodies } from './fastify-form.js';
 export {
@@ -52,6 +54,17 @@ export interface IdempotencyState {
    * Available inside the handler.
    */
   idFor(name: string): string;
+  /**
+   * A named step: `work` runs in one transaction with its checkpoint, and a retry with the same
+   * key skips it and gets its saved result (see `RequestContext.step`). Type the transaction
+   * through `work`'s parameter: `step('order', (db: Database) => …)`. Inside the handler.
+   */
+  step<T, Tx = unknown>(name: string, work: (tx: Tx) => T | Promise<T>): Promise<T>;
+  /**
+   * An external call with the stable key `<recordId>:<name>`, outside any transaction, its
+   * result checkpointed (see `RequestContext.call`). Inside the handler.
+   */
+  call<T>(name: string, work: (call: StepCall) => T | Promise<T>): Promise<T>;
 }
 
 declare module 'fastify' {
@@ -181,15 +194,20 @@ async function plugin(fastify: FastifyInstance, options: FastifyIdempotencyOptio
         sendStored(reply, lifecycle.problem(error));
         return;
       }
+      const contextFor = (method: string): RequestContext<unknown> => {
+        const context = runs.get(request)?.context;
+        if (context === undefined) throw new Error(`${method} is available inside the route handler`);
+        return context;
+      };
       request.idempotency = {
         key,
         outcome: undefined,
         recordId: undefined,
-        idFor(name: string) {
-          const context = runs.get(request)?.context;
-          if (context === undefined) throw new Error('idFor is available inside the route handler');
-          return context.idFor(name);
-        },
+        idFor: (name) => contextFor('idFor').idFor(name),
+        // The context's Tx is the plugin's; the route names its own through `work`'s parameter.
+        step: <T, Tx>(name: string, work: (tx: Tx) => T | Promise<T>) =>
+          contextFor('step').step<T>(name, work as (tx: unknown) => T | Promise<T>),
+        call: (name, work) => contextFor('call').call(name, work),
       };
       done();
     };

@@ -34,6 +34,7 @@ export {
   defaultIdempotencyHeader,
   type IdempotencyMode,
   replayedHeaderNames,
+  type StepCall,
 } from '../idempotency/lifecycle.js';
 export {
   type AcceptedMediaType,

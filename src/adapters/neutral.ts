@@ -190,7 +190,10 @@ export function notFoundError(method: string, path: string): ProblemError {
   });
 }
 
-/** What an Express or Hono handler gets: the lifecycle's context and the body, read once. */
+/**
+ * What an Express or Hono handler gets: the lifecycle's context (its key, `idFor`, `commit`,
+ * and the named `step` / `call` that resume on a retry) and the body, read once.
+ */
 export interface AdapterContext<Tx> extends RequestContext<Tx> {
   /** The parsed body (see `AcceptedMediaType`); undefined when the request has none. */
   readonly body: unknown;

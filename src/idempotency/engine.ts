@@ -3,6 +3,7 @@
 // It knows no framework; adapters hand it a neutral request and get back a decision.
 import { createHash, randomUUID } from 'node:crypto';
 import { setImmediate as afterThisTurn } from 'node:timers';
+import { type Checkpoints, type StepCall, StepRunner } from '../effects/steps.js';
 import { ProblemError } from '../http/problem.js';
 import {
   type AttemptWrites,
@@ -14,7 +15,7 @@ import {
   StoredResponseTooLargeError,
 } from './errors.js';
 import { fingerprintRequest, isLegacyFingerprint } from './fingerprint.js';
-import type { IdempotencyStore, StoredResponse } from './store.js';
+import type { IdempotencyStore, RecordData, StoredResponse } from './store.js';
 
 export const defaultLeaseMs = 60_000;
 export const defaultRetentionMs = 24 * 60 * 60 * 1000;
@@ -178,10 +179,7 @@ export class IdempotencyEngine<Tx = never> {
    * `transaction` option's, or directly when there is neither.
    */
   runTransaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
-    const { store, transaction } = this.options;
-    if (store.transaction !== undefined) return store.transaction(work);
-    if (transaction !== undefined) return transaction(work);
-    return work(undefined as Tx);
+    return businessTransaction(this.options)(work);
   }
 
   /** Writes without a key: one transaction, rolled back when the answer `rollsBack`. */
@@ -234,6 +232,8 @@ export class IdempotencyEngine<Tx = never> {
           token,
           recordId: result.recordId,
           key: request.key,
+          // What earlier runs of this key checkpointed (on a takeover); `{}` for a new record.
+          data: result.data ?? {},
         }),
       };
     }
@@ -362,6 +362,17 @@ export function rollsBack(response: { status: number }): boolean {
   return response.status >= 500;
 }
 
+/**
+ * The one answer to "where do the handler's writes run?": the store's own transaction (SQL
+ * stores, shared with the records), else the `transaction` option's (records elsewhere), else
+ * none (memory, no business database).
+ */
+function businessTransaction<Tx>(options: NormalisedOptions<Tx>): TransactionRunner<Tx> {
+  const { store, transaction } = options;
+  if (store.transaction !== undefined) return (work) => store.transaction!(work);
+  return transaction ?? ((work) => work(undefined as Tx));
+}
+
 /** Thrown inside a transaction to roll back the writes of an answer that `rollsBack`. */
 class RollbackFor5xx extends Error {
   constructor(readonly response: StoredResponse) {
@@ -400,19 +411,35 @@ interface ExecutionIdentity {
   token: string;
   recordId: string;
   key: string;
+  data: RecordData;
+}
+
+/** Steps need a store that checkpoints (`saveData`); every bundled store has it. */
+export class StepsUnsupportedError extends Error {
+  override name = 'StepsUnsupportedError';
+  constructor() {
+    super(
+      'step() and call() need an idempotency store with saveData (checkpoints); every bundled store has it — add saveData to this store, or write without steps',
+    );
+  }
 }
 
 /**
  * One claimed execution. Settle it exactly once: `commit` (writes + stored response in one
- * transaction), `complete` (store a response produced without writes), or `release`.
+ * transaction), `complete` (store a response produced without writes), or `release`. Before
+ * that, its named steps (`step`, `call`) checkpoint into the record's data part, so a retry
+ * with the same key (a takeover, a restart) resumes after the last finished one.
  */
-export class Execution<Tx> {
+export class Execution<Tx> implements Checkpoints<Tx> {
   readonly scopeKey: string;
   readonly token: string;
   /** Stable across lease takeovers: derive downstream idempotency keys from it (`<recordId>:<step>`). */
   readonly recordId: string;
   readonly key: string;
+  /** The record's data part as the claim found it: what earlier runs of this key checkpointed. */
+  readonly data: RecordData;
   #settled = false;
+  #steps: StepRunner<Tx> | undefined;
 
   constructor(
     private readonly options: NormalisedOptions<Tx>,
@@ -422,6 +449,72 @@ export class Execution<Tx> {
     this.token = identity.token;
     this.recordId = identity.recordId;
     this.key = identity.key;
+    this.data = identity.data;
+  }
+
+  /** Derived keys of steps are `<recordId>:<name>`. */
+  get keyPrefix(): string {
+    return this.recordId;
+  }
+
+  /** Records in the store's transaction: a step's writes and its checkpoint commit together. */
+  get sharesTransaction(): boolean {
+    return this.options.store.transaction !== undefined;
+  }
+
+  /**
+   * Runs `work` in one transaction with its checkpoint (see `StepRunner.step`), unless an
+   * earlier run of this key finished `name`: then answers that run's saved result (JSON form).
+   */
+  step<T>(name: string, work: (tx: Tx) => T | Promise<T>): Promise<T> {
+    return this.#runner().step(name, work);
+  }
+
+  /**
+   * Makes an external call outside any transaction with the derived key `<recordId>:<name>` and
+   * checkpoints its result (see `StepRunner.call`), unless an earlier run finished `name`.
+   */
+  call<T>(name: string, work: (call: StepCall) => T | Promise<T>): Promise<T> {
+    return this.#runner().call(name, work);
+  }
+
+  /** Whether the record holds a finished step (of this run or an earlier one): then not everything rolls back. */
+  get checkpointed(): boolean {
+    return holdsFinishedSteps(this.#steps?.data ?? this.data);
+  }
+
+  /** Checkpoints: the record's data part, fenced by this claim's token (inside `tx` when given). */
+  async save(data: RecordData, tx?: Tx): Promise<boolean> {
+    const { store } = this.options;
+    if (store.saveData === undefined) throw new StepsUnsupportedError();
+    let saved: boolean;
+    try {
+      saved = await store.saveData({ scopeKey: this.scopeKey, token: this.token, data }, tx);
+    } catch (error) {
+      // Without `tx` the checkpoint follows work that already took effect (a call, or a step's
+      // own commit): it may be kept. Inside `tx` the step's writes roll back with it.
+      throw new IdempotencyStoreUnavailableError(error, tx === undefined ? 'may-be-kept' : 'rolled-back');
+    }
+    // Another run holds the key now (or completed it): this one can no longer settle anything.
+    if (!saved) this.#settled = true;
+    return saved;
+  }
+
+  /** The business transaction `commit` runs in, for a step's writes. */
+  transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+    return businessTransaction(this.options)(work);
+  }
+
+  lost(writes: AttemptWrites): IdempotencyLeaseLostError {
+    return new IdempotencyLeaseLostError(writes);
+  }
+
+  /** One runner per execution, made at the first step: refused before any work runs. */
+  #runner(): StepRunner<Tx> {
+    this.#assertOpen();
+    if (this.options.store.saveData === undefined) throw new StepsUnsupportedError();
+    this.#steps ??= new StepRunner<Tx>(this, this.options.now);
+    return this.#steps;
   }
 
   get settled(): boolean {
@@ -445,11 +538,8 @@ export class Execution<Tx> {
    */
   async commit(work: (tx: Tx) => Promise<StoredResponse> | StoredResponse): Promise<StoredResponse> {
     this.#assertOpen();
-    const { store } = this.options;
-    const inStore = store.transaction !== undefined;
-    const run: TransactionRunner<Tx> = inStore
-      ? (inner) => store.transaction!(inner)
-      : (this.options.transaction ?? ((inner) => inner(undefined as Tx)));
+    const inStore = this.sharesTransaction;
+    const run = businessTransaction(this.options);
     let workStarted = false;
     let response: StoredResponse;
     try {
@@ -542,6 +632,15 @@ export class Execution<Tx> {
   #assertOpen(): void {
     if (this.#settled) throw new Error(`Execution for key ${this.key} was already settled`);
   }
+}
+
+/**
+ * Whether a data part records a finished step: the writes of such a run are not all undone by
+ * a later failure (each step committed on its own), so no answer may say "nothing was saved".
+ */
+export function holdsFinishedSteps(data: RecordData): boolean {
+  const steps = data.steps;
+  return steps !== null && typeof steps === 'object' && Object.keys(steps).length > 0;
 }
 
 /** A UUID (RFC 9562 version 8: name-based, sha256) for `<recordId>:<name>`. */

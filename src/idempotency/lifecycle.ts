@@ -5,21 +5,25 @@
 // rolled back, the key released) and builds every answer, problems included. Adapters only
 // translate these shapes for their framework; none of them decides anything here.
 import { randomUUID } from 'node:crypto';
+import { type StepCall, StepRunner } from '../effects/steps.js';
 import { ProblemError } from '../http/problem.js';
 import {
   createIdempotencyEngine,
   type DeliveryGuarantee,
   type Execution,
+  holdsFinishedSteps,
   type IdempotencyEngine,
   type IdempotencyEngineOptions,
   type IdempotencyOutcome,
   rollsBack,
 } from './engine.js';
-import { IdempotencyKeyMissingError } from './errors.js';
+import { IdempotencyKeyMissingError, IdempotencyLeaseLostError } from './errors.js';
 import { fingerprintRawRequest, legacyFingerprint } from './fingerprint.js';
 import { parseIdempotencyKey } from './key.js';
 import { problemResponse, type ResponseDraft, serverErrorResponse, toStoredResponse } from './response.js';
 import type { StoredResponse } from './store.js';
+
+export type { StepCall } from '../effects/steps.js';
 
 export const defaultIdempotencyHeader = 'idempotency-key';
 
@@ -103,6 +107,34 @@ export interface RequestContext<Tx> {
    * Call it at most once.
    */
   commit(work: (tx: Tx) => ResponseDraft | Promise<ResponseDraft>): Promise<CommittedResponse>;
+  /**
+   * A named step of a write that spans more than one transaction: runs `work` in one
+   * transaction and checkpoints its result in the record, fenced by this request's claim (SQL
+   * stores: in that same transaction, so the writes and the checkpoint commit together). When
+   * the request fails later, a retry with the same key finds the step finished and gets its
+   * saved result without running it: the result's JSON form (a Date comes back as its string),
+   * the same on the first run as later. Name each step once per request (`StepNameRepeatedError`).
+   * A throw or a 5xx later still rolls back only what is not yet committed: finished steps stay.
+   * Without a key nothing is checkpointed: the work runs in its transaction and a retry runs it
+   * again. Call `commit` last for the answer.
+   */
+  step<T>(name: string, work: (tx: Tx) => T | Promise<T>): Promise<T>;
+  /**
+   * An external call (a payment provider, another service), made outside any transaction
+   * (never inside `step`: `CallInsideStepError`) with a key stable across retries, takeovers and
+   * restarts, `<recordId>:<name>`: send it as the call's Idempotency-Key. Its result is
+   * checkpointed, so a retry resumes after it; a crash between the call and its checkpoint
+   * calls again with the same key, which the other side turns into a replay. A call that throws
+   * (a timeout) fails the request as any throw does, and the retry calls again, same key.
+   * Without a key the key is fresh per request (`<uuid>:<name>`): nothing resumes, and a client
+   * that retries makes a new call.
+   *
+   * A 4xx thrown after a call finished is stored as the answer, as any 4xx is: the call's effect
+   * (a charge) stays, once, under its derived key, and the record's data part keeps its result.
+   * Decide what can be refused before the call; a rule that can only be checked after it must
+   * undo the effect with a call of its own (`call('refund', …)`, also once) before throwing.
+   */
+  call<T>(name: string, work: (call: StepCall) => T | Promise<T>): Promise<T>;
 }
 
 export type RequestHandler<Tx> = (
@@ -235,6 +267,8 @@ export class RequestLifecycle<Tx = never> {
         committed = await execution.commit(async (tx) => this.#toStored(await work(tx)));
         return committed as CommittedResponse;
       },
+      step: (name, work) => execution.step(name, work),
+      call: (name, work) => execution.call(name, work),
     };
     try {
       const returned = await handler(context);
@@ -257,17 +291,29 @@ export class RequestLifecycle<Tx = never> {
         } catch (settleError) {
           // The answer could not be stored: free the key (no-op if the fence was lost).
           await execution.release();
-          return done(this.problem(settleError), settleError);
+          return done(this.#failure(settleError, execution.checkpointed), settleError);
         }
       }
+      // Released, the record keeps its id and its checkpoints: the retry resumes after them.
       await execution.release();
-      return done(this.problem(error), error);
+      return done(this.#failure(error, execution.checkpointed), error);
     }
+  }
+
+  /** `problem`, except that a 500 after a finished step never says nothing was saved. */
+  #failure(error: unknown, stepsFinished: boolean): StoredResponse {
+    if (!stepsFinished || error instanceof ProblemError) return this.problem(error);
+    return serverErrorResponse(false);
   }
 
   async #runUnkeyed(handler: RequestHandler<Tx>): Promise<HandledResponse> {
     let committed: StoredResponse | undefined;
     const ids = new Map<string, string>();
+    let steps: StepRunner<Tx> | undefined;
+    const runner = () => {
+      steps ??= unkeyedSteps(this.engine);
+      return steps;
+    };
     const context: RequestContext<Tx> = {
       key: undefined,
       recordId: undefined,
@@ -281,13 +327,16 @@ export class RequestLifecycle<Tx = never> {
         committed = await this.engine.commitWithoutKey(async (tx) => this.#toStored(await work(tx)));
         return committed as CommittedResponse;
       },
+      step: (name, work) => runner().step(name, work),
+      call: (name, work) => runner().call(name, work),
     };
     try {
       const returned = await handler(context);
       const response = committed ?? this.#toStored(returned);
       return { response, outcome: 'unkeyed', key: undefined, recordId: undefined };
     } catch (error) {
-      return this.#failed(error, 'unkeyed', undefined, undefined);
+      const stepsFinished = steps !== undefined && holdsFinishedSteps(steps.data);
+      return this.#failed(error, 'unkeyed', undefined, undefined, stepsFinished);
     }
   }
 
@@ -296,8 +345,9 @@ export class RequestLifecycle<Tx = never> {
     outcome: LifecycleOutcome,
     key: string | undefined,
     recordId: string | undefined,
+    stepsFinished = false,
   ): HandledResponse {
-    const response = this.problem(error);
+    const response = this.#failure(error, stepsFinished);
     return { response, outcome, key, recordId, ...(rollsBack(response) ? { error } : {}) };
   }
 
@@ -305,6 +355,25 @@ export class RequestLifecycle<Tx = never> {
   #toStored(draft: ResponseDraft | StoredResponse): StoredResponse {
     return toStoredResponse(draft, this.#replayed);
   }
+}
+
+/**
+ * The steps of a request without a key: the same names, transactions and derived-key shape as
+ * with one, but nothing is checkpointed and the key prefix is fresh, so nothing resumes.
+ */
+function unkeyedSteps<Tx>(engine: IdempotencyEngine<Tx>): StepRunner<Tx> {
+  return new StepRunner<Tx>(
+    {
+      data: {},
+      keyPrefix: randomUUID(),
+      sharesTransaction: false,
+      save: async () => true,
+      transaction: (work) => engine.runTransaction(work),
+      // Unreachable (`save` never refuses); there for the interface.
+      lost: (writes) => new IdempotencyLeaseLostError(writes),
+    },
+    engine.options.now,
+  );
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
