@@ -2,9 +2,11 @@
 // answered "500, nothing was saved" although the writes and the stored answer were in; a 4xx
 // whose answer could not be stored left the claim open (409 until the lease ran out); and a
 // 500 said "nothing was saved" where the store cannot know (records outside the transaction).
+// And steps on a store that cannot checkpoint are refused before any of their work runs.
 import { describe, expect, it } from 'vitest';
 import { ConflictError } from '../http/problem.js';
 import { createMemoryStore } from '../stores/memory.js';
+import { StepsUnsupportedError } from './engine.js';
 import { createLifecycle, type NeutralRequest } from './lifecycle.js';
 import type { IdempotencyStore } from './store.js';
 
@@ -75,5 +77,35 @@ describe('the request lifecycle settles honestly', () => {
     const detail = (JSON.parse(decoder.decode(failed.response.body)) as { detail: string }).detail;
     expect(detail).not.toMatch(/nothing was saved/);
     expect(detail).toMatch(/Retry with the same Idempotency-Key/);
+  });
+});
+
+describe('steps need a store that checkpoints', () => {
+  it('refuses step() and call() on a store without saveData before their work runs, and frees the key', async () => {
+    const memory = createMemoryStore();
+    const store: IdempotencyStore<never> = {
+      claim: (input) => memory.claim(input),
+      complete: (input) => memory.complete(input),
+      release: (scopeKey, token) => memory.release(scopeKey, token),
+      reap: (nowMs, limit) => memory.reap(nowMs, limit),
+    };
+    const lifecycle = createLifecycle({ store });
+    let ran = 0;
+    for (const use of ['step', 'call'] as const) {
+      const failed = await lifecycle.handle(request(`k-${use}`), { mode: 'required' }, async (ctx) => {
+        if (use === 'step') await ctx.step('order', () => ran++);
+        else await ctx.call('charge', () => ran++);
+        return { status: 201 };
+      });
+      expect(failed.response.status).toBe(500);
+      expect(failed.error).toBeInstanceOf(StepsUnsupportedError);
+      expect((failed.error as Error).message).toMatch(/saveData/);
+      // Released, not stuck in use: the next request with the key runs at once.
+      const retry = await lifecycle.handle(request(`k-${use}`), { mode: 'required' }, () => ({
+        status: 201,
+      }));
+      expect(retry.outcome).toBe('executed');
+    }
+    expect(ran).toBe(0);
   });
 });
