@@ -29,6 +29,11 @@ export class MemoryIdempotencyStore implements IdempotencyStore<undefined> {
     }
     const recordId = existing === undefined ? input.recordId : takeoverRecordId(existing, input);
     if (recordId === undefined) return { claimed: false, record: copyRecord(existing!) };
+    if (limit !== undefined && !this.#scopeOf.has(input.scopeKey)) {
+      // A record written while no bound was given, taken over under one: counted from now on.
+      this.#scopeRecords.set(limit.scope, (this.#scopeRecords.get(limit.scope) ?? 0) + 1);
+      this.#scopeOf.set(input.scopeKey, limit.scope);
+    }
     // A lease takeover keeps what the earlier run checkpointed; a new record starts from the claim's.
     const data =
       existing !== undefined && recordId === existing.recordId ? existing.data : (input.data ?? {});

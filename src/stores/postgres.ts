@@ -140,6 +140,28 @@ DROP TRIGGER IF EXISTS ${unqualified}_count ON ${tableName};
 CREATE TRIGGER ${unqualified}_count AFTER INSERT OR DELETE ON ${tableName}
   FOR EACH ROW EXECUTE FUNCTION ${tableName}_count();`,
     },
+    {
+      part,
+      version: 4,
+      name: 'count a record once a bounded claim takes it over',
+      // A row written while no bound was given has no scope; a bounded takeover sets it.
+      up: `CREATE OR REPLACE FUNCTION ${tableName}_count() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' AND NEW.scope IS NOT NULL THEN
+    INSERT INTO ${tableName}_scopes AS s (scope, records) VALUES (NEW.scope, 1)
+      ON CONFLICT (scope) DO UPDATE SET records = s.records + 1;
+  ELSIF TG_OP = 'DELETE' AND OLD.scope IS NOT NULL THEN
+    UPDATE ${tableName}_scopes SET records = records - 1 WHERE scope = OLD.scope;
+  ELSIF TG_OP = 'UPDATE' AND OLD.scope IS NULL AND NEW.scope IS NOT NULL THEN
+    INSERT INTO ${tableName}_scopes AS s (scope, records) VALUES (NEW.scope, 1)
+      ON CONFLICT (scope) DO UPDATE SET records = s.records + 1;
+  END IF;
+  RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS ${unqualified}_count ON ${tableName};
+CREATE TRIGGER ${unqualified}_count AFTER INSERT OR DELETE OR UPDATE OF scope ON ${tableName}
+  FOR EACH ROW EXECUTE FUNCTION ${tableName}_count();`,
+    },
   ];
 }
 
@@ -173,6 +195,8 @@ export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike
   readonly #sql: ReturnType<typeof statements>;
   readonly #names: Record<keyof ReturnType<typeof statements>, string>;
   readonly #prepared: boolean;
+  /** The advisory lock one reaper of this table holds while it deletes (see the `reap` statement). */
+  readonly #reaperLock: string;
 
   constructor(options: PostgresStoreOptions<Client>) {
     this.unitOfWork =
@@ -189,6 +213,10 @@ export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike
       ]),
     ) as Record<keyof ReturnType<typeof statements>, string>;
     this.#prepared = options.preparedStatements ?? true;
+    this.#reaperLock = BigInt.asIntN(
+      64,
+      BigInt(`0x${createHash('sha256').update(`reap:${this.tableName}`).digest('hex').slice(0, 16)}`),
+    ).toString();
   }
 
   /** Runs one of the store's statements, named when prepared statements are on. */
@@ -245,7 +273,11 @@ export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike
       const record = toRecord(row);
       if (takeoverRecordId(record, input) === undefined) return { claimed: false, record };
       // The UPDATE re-checks the same conditions under the row lock, so two takeovers never both win.
-      const taken = await this.#query(this.pool, 'takeOver', [...values, input.nowMs]);
+      const taken = await this.#query(this.pool, 'takeOver', [
+        ...values,
+        input.nowMs,
+        input.scopeLimit?.scope ?? null,
+      ]);
       const takenRow = taken.rows[0] as { record_id: string; data: RecordData } | undefined;
       if (takenRow !== undefined) {
         return { claimed: true, recordId: takenRow.record_id, data: toData(takenRow.data) };
@@ -286,7 +318,7 @@ export class PostgresIdempotencyStore<Client extends PgClientLike = PgClientLike
   }
 
   async reap(nowMs: number, limit: number): Promise<number> {
-    const result = await this.#query(this.pool, 'reap', [nowMs, limit]);
+    const result = await this.#query(this.pool, 'reap', [nowMs, limit, this.#reaperLock]);
     return result.rowCount ?? 0;
   }
 
@@ -338,7 +370,9 @@ function statements(table: string) {
         state = 'claimed',
         lease_expires_at_ms = $5,
         expires_at_ms = $6,
-        status = NULL, headers = NULL, body = NULL
+        status = NULL, headers = NULL, body = NULL,
+        -- A record written while no bound was given is counted once a bounded claim takes it.
+        scope = coalesce(r.scope, $10::text)
       WHERE r.scope_key = $1
         AND (r.expires_at_ms <= $9
           OR (r.state = 'claimed' AND r.lease_expires_at_ms <= $9 AND r.fingerprint = $3))
@@ -356,10 +390,13 @@ function statements(table: string) {
     release: `
       UPDATE ${table} SET token = '${releasedToken}', lease_expires_at_ms = 0
       WHERE scope_key = $1 AND token = $2 AND state = 'claimed'`,
-    // SKIP LOCKED: a reaper never waits on rows an in-flight request holds, and two reapers
-    // never fight over the same batch. The outer check keeps a row a claim just renewed.
+    // SKIP LOCKED: a reaper never waits on rows an in-flight request holds. One reaper at a
+    // time (a transaction-scoped advisory lock, $3; the others delete nothing this round):
+    // two reapers deleting records of the same scopes in different orders would take their
+    // counter rows in different orders and deadlock. The outer check keeps a row a claim just renewed.
     reap: `
-      DELETE FROM ${table} WHERE scope_key IN (
+      WITH reaper AS (SELECT pg_try_advisory_xact_lock($3::bigint) AS alone)
+      DELETE FROM ${table} WHERE (SELECT alone FROM reaper) AND scope_key IN (
         SELECT scope_key FROM ${table} WHERE expires_at_ms <= $1
         ORDER BY expires_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED)
       AND expires_at_ms <= $1`,

@@ -251,7 +251,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteIdempotenc
  * The store's schema, by version. v1 is the table of the releases before the migration
  * registry (`IF NOT EXISTS`, so a table they created is adopted as it is); v2 adds the record
  * format and its data part, upgrading such a table in place: its rows read as format 1, `{}`;
- * v3 counts each scope's records for `maxRecordsPerScope`.
+ * v3 counts each scope's records for `maxRecordsPerScope`; v4 counts a record written while no
+ * bound was given once a bounded claim takes it over.
  */
 export function sqliteStoreMigrations(
   tableName: string = defaultSqliteTableName,
@@ -302,6 +303,20 @@ export function sqliteStoreMigrations(
           UPDATE ${tableName}_scopes SET records = records - 1 WHERE scope = OLD.scope;
         END;`,
     },
+    {
+      part,
+      version: 4,
+      name: 'count a record once a bounded claim takes it over',
+      // A row written while no bound was given has no scope; a bounded takeover sets it.
+      up: `
+        CREATE TRIGGER ${tableName}_count_adopt AFTER UPDATE OF scope ON ${tableName}
+        WHEN OLD.scope IS NULL AND NEW.scope IS NOT NULL BEGIN
+          -- Not INSERT OR IGNORE: inside the claim's upsert, its conflict policy would apply.
+          INSERT INTO ${tableName}_scopes (scope, records)
+            SELECT NEW.scope, 0 WHERE NOT EXISTS (SELECT 1 FROM ${tableName}_scopes WHERE scope = NEW.scope);
+          UPDATE ${tableName}_scopes SET records = records + 1 WHERE scope = NEW.scope;
+        END;`,
+    },
   ];
 }
 
@@ -327,7 +342,9 @@ function prepareStatements(db: SqliteDatabase, table: string) {
         state = 'claimed',
         lease_expires_at_ms = excluded.lease_expires_at_ms,
         expires_at_ms = excluded.expires_at_ms,
-        status = NULL, headers = NULL, body = NULL
+        status = NULL, headers = NULL, body = NULL,
+        -- A record written while no bound was given is counted once a bounded claim takes it.
+        scope = coalesce(${table}.scope, excluded.scope)
       WHERE ${table}.expires_at_ms <= @nowMs
          OR (${table}.state = 'claimed' AND ${table}.lease_expires_at_ms <= @nowMs
              AND ${table}.fingerprint = excluded.fingerprint)

@@ -484,6 +484,24 @@ export function describeStoreContract<Tx>(
         );
       });
 
+      it('counts a record written while the bound was off once a bounded claim takes it over (expired or lapsed)', async () => {
+        const unbounded = limited({});
+        const bounded = limited({ maxRecordsPerScope: 2 });
+        const expiredKey = keyedRequest({ scope: 'adopter' });
+        const lapsedKey = keyedRequest({ scope: 'adopter' });
+        await executed(await unbounded.begin(expiredKey)).commit(async () => response(201, 'old'));
+        clock.nowMs += retentionMs;
+        // Left by a run that never settled, while the bound was off: its lease lapses.
+        executed(await unbounded.begin(lapsedKey));
+        clock.nowMs += leaseMs;
+        // Both are taken over by bounded claims (a new record, and the same record): both count.
+        executed(await bounded.begin(expiredKey));
+        executed(await bounded.begin(lapsedKey));
+        await expect(bounded.begin(keyedRequest({ scope: 'adopter' }))).rejects.toBeInstanceOf(
+          IdempotencyScopeFullError,
+        );
+      });
+
       it('lets exactly maxRecordsPerScope of 20 concurrent new keys of one scope execute (PostgreSQL: at most that many more)', async () => {
         const bounded = limited({ maxRecordsPerScope: 5 });
         const results = await Promise.allSettled(
