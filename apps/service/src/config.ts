@@ -71,6 +71,8 @@ export const defaultPostgresLimits: PostgresLimits = {
 export const defaultRedisLimits: RedisLimits = { connectTimeoutMs: 2_000, commandTimeoutMs: 2_000 };
 /** READY_TIMEOUT_MS: how long /readyz waits for each store. Default 1 s. */
 export const defaultReadyTimeoutMs = 1_000;
+/** STARTUP_TIMEOUT_MS: room for a slow migration, yet a hung start-up is reported and ends. */
+export const defaultStartupTimeoutMs = 60_000;
 
 export type DatabaseConfig = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
 
@@ -96,6 +98,8 @@ export interface ServiceConfig {
   postgres: PostgresLimits;
   redis: RedisLimits;
   readyTimeoutMs: number;
+  /** STARTUP_TIMEOUT_MS: the whole start-up, database and Redis included; then exit 1. Default 60 s. */
+  startupTimeoutMs: number;
 }
 
 export interface ConfigFlags {
@@ -176,6 +180,7 @@ export function resolveServiceConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv)
       commandTimeoutMs: timeout('REDIS_COMMAND_TIMEOUT_MS', defaultRedisLimits.commandTimeoutMs),
     },
     readyTimeoutMs: timeout('READY_TIMEOUT_MS', defaultReadyTimeoutMs),
+    startupTimeoutMs: timeout('STARTUP_TIMEOUT_MS', defaultStartupTimeoutMs),
   };
 }
 

@@ -42,10 +42,41 @@ async function openRedisStore(config: ServiceConfig, url: string) {
   };
 }
 
+/**
+ * Start-up is bounded as a whole: a database or Redis that accepts connections but never
+ * answers could otherwise hold a start-up forever between bounded steps, with no port open and
+ * nothing said. Past `startupTimeoutMs` the process names the step it was in and exits 1, so a
+ * supervisor (or `retrysafe chaos`) starts it again.
+ */
+function startupDeadline(timeoutMs: number) {
+  let step = 'starting';
+  const timer = setTimeout(() => {
+    process.stderr.write(
+      `retrysafe: start-up did not finish within ${timeoutMs} ms (STARTUP_TIMEOUT_MS); stuck while ${step}\n`,
+    );
+    process.exit(1);
+  }, timeoutMs);
+  return {
+    async step<T>(name: string, work: () => Promise<T>): Promise<T> {
+      step = name;
+      return work();
+    },
+    done: () => clearTimeout(timer),
+  };
+}
+
 export async function serve(config: ServiceConfig): Promise<FastifyInstance> {
-  const data = await openServiceData(config.database, config.postgres);
-  const seeded = await data.apiKeys.seedDemoKeys(demoKeyRecords());
-  const redis = config.redisUrl ? await openRedisStore(config, config.redisUrl) : undefined;
+  const startup = startupDeadline(config.startupTimeoutMs);
+  const data = await startup.step('opening the database and applying migrations', () =>
+    openServiceData(config.database, config.postgres),
+  );
+  const demoKeysUsable = await startup.step('seeding the demo API keys', async () => {
+    const seeded = await data.apiKeys.seedDemoKeys(demoKeyRecords());
+    return seeded || (await data.apiKeys.find(demoKeyRecords()[0]!.keyHash)) !== undefined;
+  });
+  const redis = config.redisUrl
+    ? await startup.step('connecting to Redis', () => openRedisStore(config, config.redisUrl!))
+    : undefined;
   const app = await buildServiceApp({
     data,
     ...(redis ? { idempotencyStore: redis.store as IdempotencyStore<unknown> } : {}),
@@ -66,7 +97,8 @@ export async function serve(config: ServiceConfig): Promise<FastifyInstance> {
     await redis?.close();
     await data.close();
   });
-  await app.listen({ port: config.port, host: config.host });
+  await startup.step('opening the HTTP port', () => app.listen({ port: config.port, host: config.host }));
+  startup.done();
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -74,7 +106,8 @@ export async function serve(config: ServiceConfig): Promise<FastifyInstance> {
     (config.database.kind === 'sqlite' ? config.database.path : 'PostgreSQL') +
     (redis ? '; idempotency records in Redis' : '');
   const lines = [`retrysafe reference service listening on http://${host}:${port} (data: ${where})`];
-  if (seeded || (await data.apiKeys.find(demoKeyRecords()[0]!.keyHash))) {
+  // Known before listening: the banner follows the port at once, with no database round trip.
+  if (demoKeysUsable) {
     lines.push('Demo API keys (send as "Authorization: Bearer <key>"):');
     for (const k of demoKeys)
       lines.push(`  ${k.key}  tenant ${k.tenant}, ${k.role === 'writer' ? 'read-write' : 'read-only'}`);

@@ -117,7 +117,14 @@ export class Fleet {
     const service = await spawnService({
       db: this.#options.database,
       startTimeoutMs,
-      env: { LOG_LEVEL: 'warn', ...this.#options.env, RETRYSAFE_TEST_HOOKS: '1' },
+      // A start-up stuck on a faulty database exits (naming its step) before the fleet's own
+      // timeout, so it counts as a failed start with a reason, and is tried again.
+      env: {
+        LOG_LEVEL: 'warn',
+        STARTUP_TIMEOUT_MS: String(startTimeoutMs - 5_000),
+        ...this.#options.env,
+        RETRYSAFE_TEST_HOOKS: '1',
+      },
     });
     const member: Member = { service, live: !this.#stopping, endedByFleet: false };
     this.#members[slot] = member;
