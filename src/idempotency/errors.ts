@@ -72,7 +72,7 @@ export class IdempotencyLeaseLostError extends ProblemError {
       title: 'Idempotency-Key in use',
       detail:
         writes === 'rolled-back'
-          ? 'This request took longer than its lease and another request with the same Idempotency-Key took over; nothing from this attempt was kept. Retry with the same key to get the result.'
+          ? 'This request took longer than its lease and another request with the same Idempotency-Key took over; what this attempt had not yet committed was rolled back (steps it finished stay, under the same record, and are not repeated). Retry with the same key to get the result.'
           : 'This request took longer than its lease and another request with the same Idempotency-Key took over; what this attempt wrote may have been saved, under the same record as the other run, so it is not made twice. Retry with the same key to get the result.',
       headers: { 'retry-after': '1' },
     });
@@ -119,7 +119,7 @@ export class TransactionUnavailableError extends ProblemError {
       type: 'database-unavailable',
       title: 'Service unavailable',
       detail:
-        'The database connection failed before this request could commit, so nothing from it was saved. Retry with the same Idempotency-Key later.',
+        'The database connection failed before this request could commit, so that transaction was rolled back (steps it had already finished stay, and are not repeated). Retry with the same Idempotency-Key later.',
       headers: { 'retry-after': '1' },
       cause,
     });
