@@ -1,10 +1,12 @@
-// The `retrysafe` command: `serve` runs the reference service; `keys create` issues an API key.
+// The `retrysafe` command: `serve` runs the reference service; `keys create` issues an API key;
+// `payments-sim` serves the payment provider simulator the checkout charges.
 import { parseArgs } from 'node:util';
 import { generateApiKey, hashApiKey } from '../auth.js';
 import { type ChaosOptions, chaosFlags, chaosUsage, parseChaosOptions } from '../chaos/options.js';
 import { runChaos } from '../chaos/run.js';
 import { ConfigError, resolveServiceConfig } from '../config.js';
 import type { Role } from '../data/types.js';
+import { paymentsSimUsage, runPaymentsSim } from '../payments/cli.js';
 import { openServiceData, serve } from '../server.js';
 
 const usage = `Usage:
@@ -14,11 +16,13 @@ const usage = `Usage:
   retrysafe keys create --tenant T [--role writer|reader] [--label L] [--db …]
       Creates an API key, prints it once and stores only its hash. The first real key
       disables the demo keys.
+${paymentsSimUsage}
 ${chaosUsage}`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'chaos') return chaos(rest);
+  if (command === 'payments-sim') return runPaymentsSim(rest);
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
