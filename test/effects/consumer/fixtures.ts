@@ -25,6 +25,8 @@ export interface LedgerFixture {
   effects(): Promise<Map<string, number>>;
   /** Ids in the ledger for this consumer. */
   processedIds(): Promise<string[]>;
+  /** The SQLite file and side-effect table, for a child process to open (SQLite fixtures only). */
+  sqliteFile?: { databasePath: string; effectsTable: string };
   /** Another consumer's ledger on the same database and table. */
   sibling(consumer: string): ConsumerLedger<unknown>;
 }
@@ -62,12 +64,14 @@ export class LedgerFixtures {
 
   #openSqlite(table: string, settings: { consumer: string }): LedgerFixture {
     this.#directory ??= mkdtempSync(join(tmpdir(), `${this.#prefix}-`));
-    const unitOfWork = createSqliteUnitOfWork(join(this.#directory, `${table}.db`));
+    const databasePath = join(this.#directory, `${table}.db`);
+    const unitOfWork = createSqliteUnitOfWork(databasePath);
     this.#sqlite.push(unitOfWork.db);
     unitOfWork.db.exec(`CREATE TABLE ${table} (event_id TEXT NOT NULL)`);
     const ledger = createSqliteConsumerLedger({ database: unitOfWork, ...settings });
     return {
       dialect: 'sqlite',
+      sqliteFile: { databasePath, effectsTable: table },
       ledger: ledger as ConsumerLedger<unknown>,
       async recordEffect(tx, eventId) {
         (tx as SqliteDatabase).prepare(`INSERT INTO ${table} (event_id) VALUES (?)`).run(eventId);
