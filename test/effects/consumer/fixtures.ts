@@ -144,6 +144,27 @@ export class LedgerFixtures {
   }
 }
 
+/** Wraps a ledger to count its answers as they happen (the consumer's own counts come at its end). */
+export function countingLedger(ledger: ConsumerLedger<unknown>): {
+  ledger: ConsumerLedger<unknown>;
+  answers: { processed: number; duplicates: number };
+} {
+  const answers = { processed: 0, duplicates: 0 };
+  return {
+    answers,
+    ledger: {
+      consumer: ledger.consumer,
+      reap: (options) => ledger.reap(options),
+      async processOnce(eventId, work) {
+        const outcome = await ledger.processOnce(eventId, work);
+        if (outcome.processed) answers.processed++;
+        else answers.duplicates++;
+        return outcome;
+      },
+    },
+  };
+}
+
 /** Polls `check` every 20 ms, at most `attempts` times, so a wait is bounded by count, not by the clock. */
 export async function eventually<T>(
   what: string,
