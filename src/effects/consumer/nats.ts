@@ -80,6 +80,8 @@ export async function consumeNats<Tx>(options: ConsumeNatsOptions<Tx>): Promise<
   const messages = await consumer.consume({ max_messages: batchSize });
   const stop = () => messages.stop();
   options.signal.addEventListener('abort', stop, { once: true });
+  // Aborted while the consumer was being set up: the listener above will not fire.
+  if (options.signal.aborted) stop();
   // A closed connection does not end the iterator by itself: it would wait forever.
   void options.connection.closed().then(stop, stop);
   let failure: unknown;
