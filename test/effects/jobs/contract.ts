@@ -162,12 +162,14 @@ export function describeJobQueueContract<Tx>(name: string, factory: JobsFactory<
       expect(await harness.queue.get(id)).toMatchObject({ state: 'queued', attempts: 0 });
     });
 
-    it('fences a run whose lease lapsed: its step and completion roll back, the takeover finishes the job', async () => {
+    it('fences a run whose lease lapsed: its completion and step roll back, the takeover finishes the job', async () => {
       const t0 = 1_700_000_000_000;
       const harness = await setUp(new ManualClock(t0));
       const { id } = await enqueue(harness, { topic: 'ship', payload: {} });
       const aClaimed = gate<JobContext<Tx>>();
       const aMayGoOn = gate();
+      const bLabelled = gate();
+      const bMayFinish = gate();
       const outcomes: unknown[] = [];
       const eventsA = new EventRecorder();
       // A's clock stands still (its heartbeat, every 20 s, never fires here); B's is past A's lease.
@@ -179,9 +181,10 @@ export function describeJobQueueContract<Tx>(name: string, factory: JobsFactory<
           ship: async (ctx) => {
             aClaimed.open(ctx);
             await aMayGoOn.promise;
+            // Both reach the database while B holds the job: each fenced write finds B's token.
             for (const write of [
-              () => ctx.step('label', (tx) => harness.insertRow(tx, 'label-by-a', 'A')),
               () => ctx.complete((tx) => harness.insertRow(tx, 'shipped-by-a', 'A')),
+              () => ctx.step('label', (tx) => harness.insertRow(tx, 'label-by-a', 'A')),
             ]) {
               outcomes.push(await write().catch((error: unknown) => error));
             }
@@ -194,15 +197,20 @@ export function describeJobQueueContract<Tx>(name: string, factory: JobsFactory<
         handlers: {
           ship: async (ctx) => {
             await ctx.step('label', (tx) => harness.insertRow(tx, 'label-by-b', 'B'));
+            bLabelled.open();
+            await bMayFinish.promise;
             await ctx.complete((tx) => harness.insertRow(tx, 'shipped-by-b', 'B'));
           },
         },
       });
       const aRun = a.runOnce();
       const ctxA = await aClaimed.promise;
-      expect(await b.runOnce()).toBe(1);
+      const bRun = b.runOnce();
+      await bLabelled.promise;
       aMayGoOn.open();
       expect(await aRun).toBe(1);
+      bMayFinish.open();
+      expect(await bRun).toBe(1);
 
       expect(outcomes).toHaveLength(2);
       for (const outcome of outcomes) {
@@ -240,8 +248,14 @@ export function describeJobQueueContract<Tx>(name: string, factory: JobsFactory<
           },
         },
       });
+      const aAborted = gate();
       const bClock = new ManualClock(t0 + 80_000);
-      const b = runner(harness, { leaseMs: 60_000, now: bClock.now, handlers: { report: () => {} } });
+      // B holds the job (running) until A has heard it lost it: only A's fenced renewal can tell A.
+      const b = runner(harness, {
+        leaseMs: 60_000,
+        now: bClock.now,
+        handlers: { report: () => aAborted.promise },
+      });
       const aRun = a.runOnce();
       const ctxA = await aClaimed.promise;
       clockA.advance(40_000);
@@ -252,9 +266,11 @@ export function describeJobQueueContract<Tx>(name: string, factory: JobsFactory<
       // Past the first lease (t0 + 60 s), inside the renewed one: nobody takes the job over.
       expect(await b.runOnce()).toBe(0);
       bClock.ms = t0 + 100_001;
-      expect(await b.runOnce()).toBe(1);
+      const bRun = b.runOnce();
       await new Promise((resolve) => ctxA.signal.addEventListener('abort', resolve, { once: true }));
       expect(ctxA.signal.reason).toBeInstanceOf(JobLeaseLostError);
+      aAborted.open();
+      expect(await bRun).toBe(1);
       aMayFinish.open();
       await aRun;
       expect(eventsA.about(id, 'lease-lost')).toHaveLength(1);
@@ -523,8 +539,8 @@ export function describeJobQueueContract<Tx>(name: string, factory: JobsFactory<
         handlers: { ping: (ctx) => ctx.complete((tx) => harness.insertRow(tx, ctx.job.id, 'ran')) },
       });
       await jobs.start();
-      // Let the runner find nothing and go to sleep first.
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // Let the runner find nothing and go to sleep first (a pause, not a measurement).
+      await new Promise((resolve) => setTimeout(resolve, 200));
       const { id } = await enqueue(harness, { topic: 'ping', payload: {} });
       await events.completed(id);
       const { id: delayed } = await enqueue(harness, { topic: 'ping', payload: {}, runAt: Date.now() + 300 });

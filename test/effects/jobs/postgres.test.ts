@@ -137,6 +137,9 @@ describe('postgres job queue', () => {
       expect(terminated.rows).toEqual([{ done: true }]);
       await events.next((event) => event.type === 'listen-lost', 'listen-lost');
       await events.next((event) => event.type === 'listen-restored', 'listen-restored');
+      // The restore wakes the runner once (for what the gap missed): let it go back to sleep
+      // first (a pause, not a measurement), so only the next NOTIFY can run the job below.
+      await new Promise((resolve) => setTimeout(resolve, 300));
       const { id } = await queue.transaction((tx) => queue.enqueue(tx, { topic: 'ping', payload: {} }));
       await events.completed(id);
     } finally {
