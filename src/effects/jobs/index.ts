@@ -15,5 +15,17 @@ export * from './errors.js';
 export * from './events.js';
 export { errorText, maxLastErrorLength } from './execution.js';
 export * from './runner.js';
-export * from './runner-options.js';
+export {
+  defaultConcurrency,
+  defaultGraceMs,
+  defaultLeaseMs,
+  defaultMaxAttempts,
+  defaultMaxReapBatches,
+  defaultPollIntervalMs,
+  defaultReapBatchSize,
+  defaultReapIntervalMs,
+  defaultRetentionMs,
+  type JobRunnerOptions,
+  maxConcurrency,
+} from './runner-options.js';
 export * from './types.js';

@@ -147,6 +147,48 @@ describe('postgres job queue', () => {
     }
   }, 15_000);
 
+  it('polls while it cannot listen, then listens on a dedicated client, which stop() ends', async () => {
+    const { queue: pooled } = await freshQueue();
+    const dedicated: pg.Client[] = [];
+    let attempts = 0;
+    const queue = createPostgresJobQueue<pg.PoolClient>({
+      database: pool,
+      tableName: pooled.tableName,
+      listenClient: async () => {
+        if (++attempts === 1) throw new Error('connection refused (first attempt)');
+        const client = new pg.Client({ connectionString: database.url });
+        dedicated.push(client);
+        await client.connect();
+        return client;
+      },
+    });
+    const events = new EventRecorder();
+    const runner = createJobRunner({
+      queue,
+      pollIntervalMs: 100,
+      onEvent: events.onEvent,
+      handlers: { ping: () => {} },
+    });
+    await runner.start();
+    try {
+      const lost = await events.next((event) => event.type === 'listen-lost', 'listen-lost');
+      expect(lost).toMatchObject({
+        error: expect.objectContaining({ message: 'connection refused (first attempt)' }),
+      });
+      await events.next((event) => event.type === 'listen-restored', 'listen-restored');
+      const { id } = await queue.transaction((tx) => queue.enqueue(tx, { topic: 'ping', payload: {} }));
+      await events.completed(id);
+    } finally {
+      await runner.stop();
+    }
+    expect(dedicated).toHaveLength(1);
+    const listening = await pool.query(
+      'SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = $1 AND state = $2',
+      [`LISTEN "${queue.channel}"`, 'idle'],
+    );
+    expect(listening.rows[0]).toEqual({ n: 0 });
+  });
+
   it('registers its table as a migration part and names its channel after the table', async () => {
     const { queue } = await freshQueue();
     expect(queue.channel).toBe(queue.tableName.replace('.', '_'));

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
+import { createJobRunner, type JobContext } from '../../../src/effects/jobs/index.js';
 import { createSqliteJobQueue } from '../../../src/effects/jobs/sqlite.js';
 import {
   createSqliteUnitOfWork,
@@ -63,5 +64,18 @@ it('refuses to enqueue outside a transaction or on another connection, so a job 
   ).rejects.toThrow(/different database connection/);
   other.close();
   expect((await queue.stats(Date.now())).queued).toBe(0);
+  await queue.unitOfWork.close();
+});
+
+it('takes a handler written for its payload type in the handlers map', async () => {
+  const queue = createSqliteJobQueue({ database: join(directory, `typed-${++files}.db`) });
+  const totals: number[] = [];
+  const sendInvoice = async (ctx: JobContext<SqliteDatabase, { cents: number }>) => {
+    totals.push(ctx.job.payload.cents);
+  };
+  const runner = createJobRunner({ queue, handlers: { invoice: sendInvoice } });
+  await queue.transaction((tx) => queue.enqueue(tx, { topic: 'invoice', payload: { cents: 1250 } }));
+  expect(await runner.drain()).toBe(1);
+  expect(totals).toEqual([1250]);
   await queue.unitOfWork.close();
 });
