@@ -1,5 +1,6 @@
 // What the runner reports through `onEvent`: each claim, outcome, lease change and failure of
 // its own machinery, so a service can log and count them (nothing here changes behaviour).
+import type { JobRecord } from './types.js';
 
 /** The job an event is about. */
 export interface JobEventJob {
@@ -7,6 +8,16 @@ export interface JobEventJob {
   topic: string;
   attempt: number;
   maxAttempts: number;
+}
+
+/** The job as events name it: its attempt is the claim's, its maxAttempts the effective one. */
+export function eventJobOf(job: JobRecord, defaultMaxAttempts: number): JobEventJob {
+  return {
+    id: job.id,
+    topic: job.topic,
+    attempt: job.attempts,
+    maxAttempts: job.maxAttempts ?? defaultMaxAttempts,
+  };
 }
 
 /** Where the runner's own machinery failed: the database, the listener, or a handler after completing. */

@@ -4,7 +4,7 @@ import { clearInterval, setInterval } from 'node:timers';
 import { type Checkpoints, StepRunner } from '../steps.js';
 import type { JobContext, JobHandler } from './context.js';
 import { JobLeaseLostError, RetryLaterError } from './errors.js';
-import type { JobEventJob, JobRunnerActivity } from './events.js';
+import { eventJobOf, type JobEventJob, type JobRunnerActivity } from './events.js';
 import type { RunnerSettings } from './runner-options.js';
 import type { ClaimedJob, JobLease } from './types.js';
 
@@ -33,12 +33,7 @@ export class JobExecution<Tx> {
     this.#handler = settings.handlers.get(job.topic)!;
     this.#lease = { id: job.id, token: job.leaseToken };
     this.#leaseExpiresAtMs = job.leaseExpiresAtMs;
-    this.info = {
-      id: job.id,
-      topic: job.topic,
-      attempt: job.attempts,
-      maxAttempts: job.maxAttempts ?? settings.maxAttempts,
-    };
+    this.info = eventJobOf(job, settings.maxAttempts);
   }
 
   /** Runs the handler and settles the job, once. Never rejects: failures become events. */

@@ -3,7 +3,7 @@
 // reaps finished jobs after retention, and stops gracefully. Dialect-free: any `JobQueue`.
 import { clearTimeout, setTimeout } from 'node:timers';
 import { JobRunnerStoppedError } from './errors.js';
-import type { JobEvent, JobEventJob, JobRunnerActivity } from './events.js';
+import { eventJobOf, type JobEvent, type JobRunnerActivity } from './events.js';
 import { JobExecution } from './execution.js';
 import {
   defaultGraceMs,
@@ -11,7 +11,7 @@ import {
   type RunnerSettings,
   runnerSettings,
 } from './runner-options.js';
-import type { JobRecord, QueueStats, QueueSubscription } from './types.js';
+import type { QueueStats, QueueSubscription } from './types.js';
 import { Wakeup } from './wakeup.js';
 
 /** The shortest sleep when jobs are due but none could be claimed (another runner's claim holds them). */
@@ -230,7 +230,11 @@ export class JobRunner<Tx> {
       defaultMaxAttempts: maxAttempts,
     });
     for (const job of outcome.exhausted) {
-      this.#settings.emit({ type: 'dead', job: this.#eventJob(job), error: job.lastError ?? '' });
+      this.#settings.emit({
+        type: 'dead',
+        job: eventJobOf(job, this.#settings.maxAttempts),
+        error: job.lastError ?? '',
+      });
     }
     return outcome.claimed.map((job) => {
       const execution = new JobExecution(job, this.#settings);
@@ -269,15 +273,6 @@ export class JobRunner<Tx> {
     } catch (error) {
       this.#report('reap', error);
     }
-  }
-
-  #eventJob(job: JobRecord): JobEventJob {
-    return {
-      id: job.id,
-      topic: job.topic,
-      attempt: job.attempts,
-      maxAttempts: job.maxAttempts ?? this.#settings.maxAttempts,
-    };
   }
 
   #report(during: JobRunnerActivity, error: unknown): void {
