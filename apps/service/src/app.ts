@@ -4,18 +4,74 @@ import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import { defaultLeaseMs, defaultRetentionMs, type IdempotencyStore } from 'retrysafe';
+import { createJobRunner, type JobHandler, type JobRunnerOptions } from 'retrysafe/effects';
 import { formBodies, idempotency, problemServerOptions, useProblemDetails } from 'retrysafe/fastify';
 import { ServiceUnavailableError } from 'retrysafe/http';
+import type { EventRelay } from 'retrysafe/relays/nats';
 import { principalOf, registerAuth } from './auth.js';
+import {
+  type CheckoutDeps,
+  completerTopic,
+  defaultCompleterDelayMs,
+  orderPaidTopic,
+} from './checkout/checkout.js';
+import { completerHandler } from './checkout/completer.js';
 import { defaultHttpLimits, defaultReadyTimeoutMs, type HttpLimits } from './config.js';
 import type { ServiceData } from './data/types.js';
 import { logFingerprint, serviceLoggerOptions } from './log-fields.js';
 import { ServiceMetrics } from './metrics.js';
+import type { PaymentsClient } from './payments/client.js';
 import { operationsRoutes, type ReadinessCheck } from './routes/operations.js';
-import { orderRoutes } from './routes/orders.js';
+import { orderRoutes } from './routes/orders/index.js';
 import { userRoutes } from './routes/users/index.js';
 import { registerTestHooks } from './test-hooks.js';
 import { registerValidation } from './validation.js';
+
+/** Every process runs the job runner (none is special); it stops before the data closes. */
+function startJobRunner<Tx>(
+  app: FastifyInstance,
+  checkout: CheckoutDeps<Tx>,
+  options: ServiceOptions<Tx>,
+  metrics: ServiceMetrics,
+): void {
+  const relays = options.relays ?? [];
+  const { run = true, graceMs = defaultJobGraceMs, ...settings } = options.jobs ?? {};
+  const handlers: Record<string, JobHandler<Tx>> = { [completerTopic]: completerHandler(checkout) };
+  // Without a broker the events wait in the outbox (unclaimed) until a relay is configured.
+  if (relays.length > 0) handlers[orderPaidTopic] = relayHandler(relays);
+  const runner = createJobRunner<Tx>({
+    queue: checkout.data.jobs,
+    handlers,
+    ...settings,
+    onEvent: (event) => {
+      if (event.type === 'retry-scheduled' || event.type === 'dead')
+        app.log.warn({ job: event.job.id, topic: event.job.topic, error: event.error }, `job ${event.type}`);
+    },
+  });
+  metrics.observeJobs(() => runner.stats(), [orderPaidTopic]);
+  if (!run) return;
+  app.addHook('onReady', async () => {
+    await runner.start();
+  });
+  app.addHook('preClose', async () => {
+    await runner.stop({ graceMs });
+  });
+}
+
+/** Publishes an event to every configured broker; a throw retries it (brokers and consumers dedupe by its id). */
+function relayHandler<Tx>(relays: EventRelay[]): JobHandler<Tx> {
+  return async ({ job }) => {
+    for (const relay of relays)
+      await relay.publish({
+        id: job.id,
+        topic: job.topic,
+        payload: job.payload,
+        createdAtMs: job.createdAtMs,
+      });
+  };
+}
+
+const defaultJobGraceMs = 5_000;
 
 export interface ServiceOptions<Tx> {
   data: ServiceData<Tx>;
@@ -40,6 +96,23 @@ export interface ServiceOptions<Tx> {
   readinessChecks?: ReadinessCheck[];
   /** How long /readyz waits for each check. Default 1 s. */
   readyTimeoutMs?: number;
+  /** The payment provider the checkout charges. */
+  payments: PaymentsClient;
+  /** How long a checkout may stay unfinished before the completer job finishes it. Default 60 s. */
+  completerDelayMs?: number;
+  /** Where `order.paid` events are published (NATS, RabbitMQ). None: they wait in the outbox. */
+  relays?: EventRelay[];
+  /** The job runner's settings; `run: false` starts none in this process. */
+  jobs?: Partial<
+    Pick<
+      JobRunnerOptions<Tx>,
+      'concurrency' | 'leaseMs' | 'pollIntervalMs' | 'backoff' | 'maxAttempts' | 'retentionMs'
+    >
+  > & {
+    run?: boolean;
+    /** How long running jobs get to finish at shutdown. Default 5 s. */
+    graceMs?: number;
+  };
 }
 
 /**
@@ -197,7 +270,13 @@ export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<
     timeoutMs: options.readyTimeoutMs ?? defaultReadyTimeoutMs,
   });
   userRoutes(app, data, hooks);
-  orderRoutes(app, data, hooks);
+  const checkout: CheckoutDeps<Tx> = {
+    data,
+    payments: options.payments,
+    completerDelayMs: options.completerDelayMs ?? defaultCompleterDelayMs,
+  };
+  orderRoutes(app, checkout, hooks);
+  startJobRunner(app, checkout, options, metrics);
 
   const stopReaper = app.idempotencyEngine.startReaper({
     onError: (error) => app.log.warn({ err: error }, 'idempotency reaper failed'),

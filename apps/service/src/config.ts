@@ -100,6 +100,26 @@ export interface ServiceConfig {
   readyTimeoutMs: number;
   /** STARTUP_TIMEOUT_MS: the whole start-up, database and Redis included; then exit 1. Default 60 s. */
   startupTimeoutMs: number;
+  checkout: CheckoutConfig;
+}
+
+export interface CheckoutConfig {
+  /** PAYMENTS_URL: the payment provider; unset, the service starts an embedded `payments-sim` on loopback. */
+  paymentsUrl: string | undefined;
+  /** PAYMENTS_TIMEOUT_MS: one call to the provider. Default 5 s. */
+  paymentsTimeoutMs: number;
+  /** CHECKOUT_COMPLETER_DELAY_MS: how long a checkout may stay unfinished before the completer job finishes it. Default 60 s. */
+  completerDelayMs: number;
+  /** JOBS_POLL_INTERVAL_MS: the longest the job runner sleeps without looking for due jobs. Default 2 s. */
+  jobPollIntervalMs: number;
+  /** JOBS_LEASE_MS: how long a claimed job is held before another process may take it over. Default 30 s. */
+  jobLeaseMs: number;
+  /** NATS_URL: publish events to NATS JetStream (stream NATS_STREAM, default RETRYSAFE_EVENTS, subjects `events.>`). */
+  natsUrl: string | undefined;
+  natsStream: string;
+  /** AMQP_URL: publish events to RabbitMQ (topic exchange AMQP_EXCHANGE, default `retrysafe.events`). */
+  amqpUrl: string | undefined;
+  amqpExchange: string;
 }
 
 export interface ConfigFlags {
@@ -181,6 +201,17 @@ export function resolveServiceConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv)
     },
     readyTimeoutMs: timeout('READY_TIMEOUT_MS', defaultReadyTimeoutMs),
     startupTimeoutMs: timeout('STARTUP_TIMEOUT_MS', defaultStartupTimeoutMs),
+    checkout: {
+      paymentsUrl: env.PAYMENTS_URL || undefined,
+      paymentsTimeoutMs: timeout('PAYMENTS_TIMEOUT_MS', 5_000),
+      completerDelayMs: timeout('CHECKOUT_COMPLETER_DELAY_MS', 60_000, 0),
+      jobPollIntervalMs: timeout('JOBS_POLL_INTERVAL_MS', 2_000),
+      jobLeaseMs: timeout('JOBS_LEASE_MS', 30_000, 100),
+      natsUrl: env.NATS_URL || undefined,
+      natsStream: env.NATS_STREAM || 'RETRYSAFE_EVENTS',
+      amqpUrl: env.AMQP_URL || undefined,
+      amqpExchange: env.AMQP_EXCHANGE || 'retrysafe.events',
+    },
   };
 }
 

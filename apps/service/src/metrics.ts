@@ -1,6 +1,7 @@
 // Prometheus metrics of the reference service (prom-client, its own registry).
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { LifecycleOutcome, ReapRun } from 'retrysafe';
+import type { QueueStats } from 'retrysafe/effects';
 
 export class ServiceMetrics {
   readonly registry = new Registry();
@@ -50,6 +51,48 @@ export class ServiceMetrics {
     help: 'Reaper runs that ended at their time bound with expired records left.',
     registers: [this.registry],
   });
+
+  #jobStats: { stats: () => Promise<QueueStats>; eventTopics: readonly string[] } | undefined;
+  readonly jobs: Gauge<'topic' | 'state'> = new Gauge({
+    name: 'retrysafe_jobs',
+    help: 'Jobs and events in the outbox, by topic and state (queued, running, done, dead)',
+    labelNames: ['topic', 'state'],
+    registers: [this.registry],
+    // Read when /metrics is scraped (one grouped query): counters kept here would miss what
+    // the other processes sharing the outbox did.
+    collect: () => this.#collectJobs(),
+  });
+  readonly jobAttempts = new Gauge({
+    name: 'retrysafe_job_attempts',
+    help: 'Attempts made by the jobs the outbox still keeps, by topic',
+    labelNames: ['topic'],
+    registers: [this.registry],
+  });
+  readonly relayLag = new Gauge({
+    name: 'retrysafe_relay_lag_seconds',
+    help: 'Age of the oldest due event not yet published to a broker, by topic (0 when none waits)',
+    labelNames: ['topic'],
+    registers: [this.registry],
+  });
+
+  observeJobs(stats: () => Promise<QueueStats>, eventTopics: readonly string[]): void {
+    this.#jobStats = { stats, eventTopics };
+  }
+
+  async #collectJobs(): Promise<void> {
+    if (this.#jobStats === undefined) return;
+    const { topics } = await this.#jobStats.stats();
+    this.jobs.reset();
+    this.jobAttempts.reset();
+    this.relayLag.reset();
+    for (const [topic, figures] of Object.entries(topics)) {
+      for (const state of ['queued', 'running', 'done', 'dead'] as const)
+        this.jobs.set({ topic, state }, figures[state]);
+      this.jobAttempts.set({ topic }, figures.attempts);
+      if (this.#jobStats.eventTopics.includes(topic))
+        this.relayLag.set({ topic }, figures.oldestDueAgeMs / 1000);
+    }
+  }
 
   recordReap(run: ReapRun): void {
     this.reaperDeleted.inc(run.deleted);

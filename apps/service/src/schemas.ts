@@ -83,6 +83,27 @@ export const orderSchema = {
     note: { type: 'string' },
     totalCents: { type: 'integer' },
     createdAt: { type: 'string', format: 'date-time' },
+    updatedAt: { type: 'string', format: 'date-time' },
+    version: { type: 'integer', minimum: 1 },
+    payment: {
+      type: 'object',
+      required: ['status', 'paidCents'],
+      properties: {
+        status: {
+          type: 'string',
+          enum: ['pending', 'paid', 'placed'],
+          description:
+            'pending: placed, charge not finished (the completer finishes it); paid: charged; placed: from before checkouts.',
+        },
+        paidCents: { type: 'integer' },
+        chargeId: { type: 'string' },
+        paidAt: { type: 'string', format: 'date-time' },
+      },
+    },
+    shipment: {
+      type: ['object', 'null'],
+      properties: { status: { type: 'string', enum: ['pending', 'shipped'] } },
+    },
   },
 } as const;
 

@@ -2,8 +2,10 @@
 // and which keys work, and shuts down on SIGINT/SIGTERM within SHUTDOWN_GRACE_MS.
 import type { FastifyInstance } from 'fastify';
 import type { IdempotencyStore } from 'retrysafe';
+import { ProblemError } from 'retrysafe/http';
 import { buildServiceApp } from './app.js';
 import { demoKeyRecords, demoKeys } from './auth.js';
+import { openRelays } from './checkout/relays.js';
 import {
   type DatabaseConfig,
   defaultPostgresLimits,
@@ -13,7 +15,9 @@ import {
 import { openRedisConnection } from './data/redis.js';
 import { openSqliteServiceData } from './data/sqlite.js';
 import type { ServiceData } from './data/types.js';
+import { isUnavailable } from './data/unavailable.js';
 import { serviceLoggerOptions } from './log-fields.js';
+import { createPaymentsClient } from './payments/client.js';
 
 export async function openServiceData(
   database: DatabaseConfig,
@@ -61,22 +65,73 @@ function startupDeadline(timeoutMs: number) {
       step = name;
       return work();
     },
+    /**
+     * A step against the database: an outage (a cut connection, a refused connect, a 503 from
+     * a transaction) is tried again with a growing pause, until the deadline ends it. One
+     * connection lost while starting must not end a process that would have served.
+     */
+    async retrying<T>(name: string, work: () => Promise<T>): Promise<T> {
+      step = name;
+      for (let pauseMs = 100; ; pauseMs = Math.min(pauseMs * 2, 2_000)) {
+        try {
+          return await work();
+        } catch (error) {
+          if (!isOutage(error)) throw error;
+          process.stderr.write(
+            `retrysafe: ${name} failed (${String(error)}); trying again in ${pauseMs} ms\n`,
+          );
+          await new Promise((resolve) => setTimeout(resolve, pauseMs));
+        }
+      }
+    },
     done: () => clearTimeout(timer),
   };
 }
 
+function isOutage(error: unknown): boolean {
+  return isUnavailable(error) || (error instanceof ProblemError && error.status === 503);
+}
+
+/**
+ * The provider the checkout charges: PAYMENTS_URL, or else a `payments-sim` embedded in this
+ * process on loopback, so `npm start` shows the whole checkout with nothing configured. Its
+ * file sits beside a SQLite database (a temporary one otherwise). Only for one process: two
+ * processes with embedded providers would each charge on their own.
+ */
+async function openPayments(config: ServiceConfig) {
+  const { checkout } = config;
+  if (checkout.paymentsUrl !== undefined) {
+    const client = createPaymentsClient({
+      baseUrl: checkout.paymentsUrl,
+      timeoutMs: checkout.paymentsTimeoutMs,
+    });
+    return { client, url: checkout.paymentsUrl, embedded: false, close: async () => {} };
+  }
+  const { startPaymentsSim } = await import('./payments/sim.js');
+  const { database } = config;
+  const sim = await startPaymentsSim({
+    ...(database.kind === 'sqlite' && database.path !== ':memory:'
+      ? { databasePath: `${database.path}.payments.sqlite` }
+      : {}),
+  });
+  const client = createPaymentsClient({ baseUrl: sim.url, timeoutMs: checkout.paymentsTimeoutMs });
+  return { client, url: sim.url, embedded: true, close: () => sim.close() };
+}
+
 export async function serve(config: ServiceConfig): Promise<FastifyInstance> {
   const startup = startupDeadline(config.startupTimeoutMs);
-  const data = await startup.step('opening the database and applying migrations', () =>
+  const data = await startup.retrying('opening the database and applying migrations', () =>
     openServiceData(config.database, config.postgres),
   );
-  const demoKeysUsable = await startup.step('seeding the demo API keys', async () => {
+  const demoKeysUsable = await startup.retrying('seeding the demo API keys', async () => {
     const seeded = await data.apiKeys.seedDemoKeys(demoKeyRecords());
     return seeded || (await data.apiKeys.find(demoKeyRecords()[0]!.keyHash)) !== undefined;
   });
   const redis = config.redisUrl
     ? await startup.step('connecting to Redis', () => openRedisStore(config, config.redisUrl!))
     : undefined;
+  const payments = await startup.step('starting the payment provider', () => openPayments(config));
+  const brokers = await startup.step('connecting to the event brokers', () => openRelays(config.checkout));
   const app = await buildServiceApp({
     data,
     ...(redis ? { idempotencyStore: redis.store as IdempotencyStore<unknown> } : {}),
@@ -92,8 +147,14 @@ export async function serve(config: ServiceConfig): Promise<FastifyInstance> {
     http: config.http,
     readinessChecks: redis ? [{ name: 'redis', check: redis.ping }] : [],
     readyTimeoutMs: config.readyTimeoutMs,
+    payments: payments.client,
+    completerDelayMs: config.checkout.completerDelayMs,
+    relays: brokers.relays,
+    jobs: { pollIntervalMs: config.checkout.jobPollIntervalMs, leaseMs: config.checkout.jobLeaseMs },
   });
   app.addHook('onClose', async () => {
+    await brokers.close();
+    await payments.close();
     await redis?.close();
     await data.close();
   });
@@ -113,6 +174,13 @@ export async function serve(config: ServiceConfig): Promise<FastifyInstance> {
       lines.push(`  ${k.key}  tenant ${k.tenant}, ${k.role === 'writer' ? 'read-write' : 'read-only'}`);
   }
   lines.push(`Try: curl -H 'Authorization: Bearer demo-writer-a' http://${host}:${port}/users`);
+  lines.push(
+    payments.embedded
+      ? `Payment provider (embedded payments-sim, for one process only): ${payments.url}; set PAYMENTS_URL to use another`
+      : `Payment provider: ${payments.url}`,
+  );
+  if (brokers.relays.length === 0)
+    lines.push('Events (order.paid) wait in the outbox: set NATS_URL or AMQP_URL to publish them');
   process.stdout.write(`${lines.join('\n')}\n`);
 
   let closing = false;

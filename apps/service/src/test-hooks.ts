@@ -47,6 +47,12 @@ export interface TestHooks {
   beforeWrites(request: FastifyRequest): Promise<void>;
   /** Inside the write transaction, after the writes: a throw here must roll them back. */
   afterWrites(request: FastifyRequest): Promise<void>;
+  /**
+   * At a named point of a multi-step write (`after-order`, `after-charge`, …): holds the request
+   * when its `x-test-hold-at` header names the point, for `x-test-hold-ms` (default 30 s), so a
+   * crash test can kill the process exactly there.
+   */
+  holdAt(request: FastifyRequest, point: string): Promise<void>;
 }
 
 /** Problem type of every injected failure, so `retrysafe chaos` can tell them from real ones. */
@@ -75,7 +81,13 @@ export class InjectedFaultError extends ProblemError {
   }
 }
 
-const noHooks: TestHooks = { beforeWrites: async () => {}, afterWrites: async () => {} };
+const noHooks: TestHooks = {
+  beforeWrites: async () => {},
+  afterWrites: async () => {},
+  holdAt: async () => {},
+};
+
+const defaultHoldMs = 30_000;
 
 export function registerTestHooks(
   app: FastifyInstance,
@@ -105,6 +117,14 @@ export function registerTestHooks(
     async afterWrites(request) {
       await holdIfAsked(request, 'x-test-delay-after-writes-ms', 'the transaction after its writes');
       if (failures.get(request) === 'after') throw new InjectedFaultError('after');
+    },
+    async holdAt(request, point) {
+      const points = String(request.headers['x-test-hold-at'] ?? '').split(',');
+      if (!points.map((each) => each.trim()).includes(point)) return;
+      const asked = delayFrom(request, 'x-test-hold-ms');
+      const ms = asked > 0 ? asked : defaultHoldMs;
+      request.log.info({ delayMs: ms, point }, `test hook: holding at ${point}`);
+      await sleep(ms);
     },
   };
 }

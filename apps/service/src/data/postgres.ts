@@ -4,6 +4,7 @@
 // every part's migrations. Every call is bounded (PostgresLimits), so a stalled server answers
 // 503 instead of hanging a request. `pg` is loaded only when this is used.
 import type { Pool, PoolClient } from 'pg';
+import { createPostgresJobQueue } from 'retrysafe/jobs/postgres';
 import { createPostgresUnitOfWork, PostgresIdempotencyStore } from 'retrysafe/stores/postgres';
 import { defaultPostgresLimits, type PostgresLimits } from '../config.js';
 import { postgresApiKeys } from './postgres/api-keys.js';
@@ -34,6 +35,8 @@ export async function openPostgresServiceData(
   pool.on('error', () => {});
   const unitOfWork = createPostgresUnitOfWork<PoolClient>(pool).register(...postgresServiceMigrations);
   const store = new PostgresIdempotencyStore<PoolClient>({ unitOfWork });
+  // The outbox in the same database: a job or event commits with the order that caused it.
+  const jobs = createPostgresJobQueue<PoolClient>({ database: unitOfWork });
   // Migrations may legitimately outlast the statement timeout (an index on a large table, a
   // wait for another process's migration lock): they run on a short-lived pool without it.
   const migrationPool: Pool = new pg.Pool({
@@ -52,6 +55,7 @@ export async function openPostgresServiceData(
   }
   return {
     store,
+    jobs,
     async transaction(work) {
       try {
         return await unitOfWork.transaction(work);

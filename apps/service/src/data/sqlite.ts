@@ -4,6 +4,7 @@
 // holds past busy_timeout (SQLITE_BUSY) answers 503, never 500.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { createSqliteJobQueue } from 'retrysafe/jobs/sqlite';
 import { createSqliteUnitOfWork, type SqliteDatabase, SqliteIdempotencyStore } from 'retrysafe/stores/sqlite';
 import { sqliteApiKeys } from './sqlite/api-keys.js';
 import { sqliteServiceMigrations } from './sqlite/migrations.js';
@@ -19,10 +20,13 @@ export function openSqliteServiceData(path: string): ServiceData<SqliteDatabase>
   const unitOfWork = createSqliteUnitOfWork(path).register(...sqliteServiceMigrations);
   // The store registers and applies its own migrations; then the service's.
   const store = new SqliteIdempotencyStore({ database: unitOfWork });
+  // The outbox in the same file: a job or event commits with the order that caused it.
+  const jobs = createSqliteJobQueue({ database: unitOfWork });
   unitOfWork.migrate();
   const { db } = unitOfWork;
   return {
     store,
+    jobs,
     async transaction(work) {
       try {
         return await unitOfWork.transaction(work);

@@ -1,6 +1,7 @@
 // What the reference service needs from persistence. One interface, one implementation per
 // database, so routes never know whether they run on SQLite or PostgreSQL.
 import type { IdempotencyStore } from 'retrysafe';
+import type { JobQueue } from 'retrysafe/effects';
 import type { StoredOrder } from '../domain/orders.js';
 import type { StoredUser } from '../domain/users.js';
 
@@ -63,6 +64,31 @@ export interface OrderRepository<Tx> {
    */
   insertOnce(tx: Tx, order: StoredOrder): Promise<StoredOrder>;
   count(tenant: string): Promise<number>;
+  /** Reads the order inside `tx` (what this transaction will change). */
+  getIn(tx: Tx, tenant: string, id: string): Promise<StoredOrder | undefined>;
+  /**
+   * Writes every changeable field only while the row's ETag is still `expectedEtag`
+   * (compare-and-set: every change of an order changes its ETag, payment included).
+   */
+  update(tx: Tx, order: StoredOrder, expectedEtag: string): Promise<boolean>;
+  /** Starts the order's shipment; false when it had one already (nothing written). */
+  startShipment(tx: Tx, tenant: string, orderId: string, at: string): Promise<boolean>;
+  /** Records a payment the provider made, once per key (a repeat is a no-op). */
+  recordPayment(tx: Tx, payment: OrderPayment): Promise<void>;
+  payments(tenant: string, orderId: string): Promise<OrderPayment[]>;
+}
+
+/** A charge or refund the payment provider made for an order, under its idempotency key. */
+export interface OrderPayment {
+  key: string;
+  tenant: string;
+  orderId: string;
+  kind: 'charge' | 'refund';
+  providerId: string;
+  amountCents: number;
+  /** A refund's charge (the provider's id); null for a charge. */
+  refundsCharge: string | null;
+  createdAt: string;
 }
 
 export interface ApiKeyRepository {
@@ -76,6 +102,8 @@ export interface ApiKeyRepository {
 export interface ServiceData<Tx> {
   /** Idempotency records; shares the business database's transactions where it can. */
   store: IdempotencyStore<Tx>;
+  /** The outbox: jobs and events written in the business transaction, run by the job runner. */
+  jobs: JobQueue<Tx>;
   /** Runs writes in one transaction of the business database. */
   transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T>;
   users: UserRepository<Tx>;

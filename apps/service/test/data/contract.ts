@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ApiKeyRecord, ServiceData } from '../../src/data/types.js';
-import type { StoredOrder } from '../../src/domain/orders.js';
+import { buildOrder, paidOrder, type StoredOrder } from '../../src/domain/orders.js';
 import type { StoredUser } from '../../src/domain/users.js';
 
 export interface DataFactory<Tx> {
@@ -30,17 +30,17 @@ function user(tenant: string, overrides: Partial<StoredUser> = {}): StoredUser {
 }
 
 function order(tenant: string, overrides: Partial<StoredOrder> = {}): StoredOrder {
-  return {
+  const placed = buildOrder(
     tenant,
-    id: `o-${randomUUID()}`,
-    currency: 'EUR',
-    items: [{ sku: 'A-1', quantity: 2, unitPriceCents: 1250 }],
-    note: 'leave at the door',
-    totalCents: 2500,
-    createdAt: '2026-01-01T00:00:00.000Z',
-    etag: '"o1"',
-    ...overrides,
-  } as StoredOrder;
+    {
+      items: [{ sku: 'A-1', quantity: 2, unitPriceCents: 1250 }],
+      currency: 'EUR',
+      note: 'leave at the door',
+    },
+    `o-${randomUUID()}`,
+    `${randomUUID()}:charge`,
+  );
+  return { ...placed, ...overrides };
 }
 
 export function describeDataContract<Tx>(name: string, factory: DataFactory<Tx>) {
@@ -160,6 +160,39 @@ export function describeDataContract<Tx>(name: string, factory: DataFactory<Tx>)
         const rest = await data.orders.list(tenant, page.nextAfterSeq!, 2);
         expect(rest.items.map((each) => each.id)).toEqual([orders[2]!.id]);
         expect(rest.nextAfterSeq).toBeUndefined();
+      });
+      it('marks an order paid only from the ETag it read, starts one shipment and records each payment once', async () => {
+        const placed = order(tenant);
+        await data.transaction((tx) => data.orders.insertOnce(tx, placed));
+        const paid = paidOrder(placed, 'ch_1', placed.totalCents);
+        expect(await data.transaction((tx) => data.orders.update(tx, paid, placed.etag))).toBe(true);
+        // A second finisher read the pending order too: its compare-and-set finds the ETag moved.
+        expect(await data.transaction((tx) => data.orders.update(tx, paid, placed.etag))).toBe(false);
+        const payment = {
+          key: placed.chargeKey!,
+          tenant,
+          orderId: placed.id,
+          kind: 'charge' as const,
+          providerId: 'ch_1',
+          amountCents: placed.totalCents,
+          refundsCharge: null,
+          createdAt: paid.paidAt!,
+        };
+        const shipped = await data.transaction(async (tx) => [
+          await data.orders.startShipment(tx, tenant, placed.id, paid.paidAt!),
+          await data.orders.startShipment(tx, tenant, placed.id, paid.paidAt!),
+          await data.orders.recordPayment(tx, payment),
+          await data.orders.recordPayment(tx, { ...payment, amountCents: 1 }),
+        ]);
+        expect(shipped.slice(0, 2)).toEqual([true, false]);
+        expect(await data.orders.payments(tenant, placed.id)).toEqual([payment]);
+        expect(await data.orders.get(tenant, placed.id)).toMatchObject({
+          status: 'paid',
+          chargeId: 'ch_1',
+          paidCents: placed.totalCents,
+          shipment: 'pending',
+          etag: paid.etag,
+        });
       });
     });
 

@@ -38,7 +38,8 @@ export const validOrderArb = fc.record(
       fc.record({
         sku: fc.string({ minLength: 1, maxLength: 20 }),
         quantity: fc.integer({ min: 1, max: 10_000 }),
-        unitPriceCents: fc.integer({ min: 0, max: 100_000_000 }),
+        // At most 4 × 10,000 × 25,000: every valid order stays within one charge (10^9 cents).
+        unitPriceCents: fc.integer({ min: 0, max: 25_000 }),
       }),
       { minLength: 1, maxLength: 4 },
     ),

@@ -43,6 +43,40 @@ export const postgresServiceMigrations: PostgresMigration<PoolClient>[] = [
     )`,
   },
   {
+    part: 'service.orders',
+    version: 2,
+    name: 'checkout: payment state, versions, shipments and the provider payments of each order',
+    // Orders from before checkouts read as `placed` (never charged here).
+    up: `ALTER TABLE orders
+        ADD COLUMN IF NOT EXISTS status text NOT NULL DEFAULT 'placed',
+        ADD COLUMN IF NOT EXISTS paid_cents bigint NOT NULL DEFAULT 0,
+        ADD COLUMN IF NOT EXISTS charge_id text,
+        ADD COLUMN IF NOT EXISTS charge_key text,
+        ADD COLUMN IF NOT EXISTS paid_at text,
+        ADD COLUMN IF NOT EXISTS version integer NOT NULL DEFAULT 1,
+        ADD COLUMN IF NOT EXISTS updated_at text,
+        ADD COLUMN IF NOT EXISTS replaced_etag text,
+        ADD COLUMN IF NOT EXISTS replaced_body_digest text;
+      CREATE TABLE IF NOT EXISTS shipments (
+        tenant text NOT NULL,
+        order_id text NOT NULL,
+        status text NOT NULL CHECK (status IN ('pending', 'shipped')),
+        created_at text NOT NULL,
+        PRIMARY KEY (tenant, order_id)
+      );
+      CREATE TABLE IF NOT EXISTS order_payments (
+        key text PRIMARY KEY,
+        tenant text NOT NULL,
+        order_id text NOT NULL,
+        kind text NOT NULL CHECK (kind IN ('charge', 'refund')),
+        provider_id text NOT NULL,
+        amount_cents bigint NOT NULL,
+        refunds_charge text,
+        created_at text NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS order_payments_by_order ON order_payments (tenant, order_id);`,
+  },
+  {
     part: 'service.api-keys',
     version: 1,
     name: 'create api_keys',

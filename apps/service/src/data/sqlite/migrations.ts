@@ -42,6 +42,39 @@ export const sqliteServiceMigrations: SqliteMigration[] = [
     )`,
   },
   {
+    part: 'service.orders',
+    version: 2,
+    name: 'checkout: payment state, versions, shipments and the provider payments of each order',
+    // Orders from before checkouts read as `placed` (never charged here).
+    up: `ALTER TABLE orders ADD COLUMN status TEXT NOT NULL DEFAULT 'placed';
+      ALTER TABLE orders ADD COLUMN paid_cents INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE orders ADD COLUMN charge_id TEXT;
+      ALTER TABLE orders ADD COLUMN charge_key TEXT;
+      ALTER TABLE orders ADD COLUMN paid_at TEXT;
+      ALTER TABLE orders ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+      ALTER TABLE orders ADD COLUMN updated_at TEXT;
+      ALTER TABLE orders ADD COLUMN replaced_etag TEXT;
+      ALTER TABLE orders ADD COLUMN replaced_body_digest TEXT;
+      CREATE TABLE shipments (
+        tenant TEXT NOT NULL,
+        order_id TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'shipped')),
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (tenant, order_id)
+      ) WITHOUT ROWID;
+      CREATE TABLE order_payments (
+        key TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        order_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('charge', 'refund')),
+        provider_id TEXT NOT NULL,
+        amount_cents INTEGER NOT NULL,
+        refunds_charge TEXT,
+        created_at TEXT NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX order_payments_by_order ON order_payments (tenant, order_id);`,
+  },
+  {
     part: 'service.api-keys',
     version: 1,
     name: 'create api_keys',

@@ -1,0 +1,23 @@
+// The completer: a job enqueued with every order (part 1 of the checkout), due after the
+// completer delay. If the order is still pending then — its client gave up half way — it
+// charges with the order's own derived key (a replay if the request had charged) and finishes
+// the checkout, so no charge is ever left without a paid order.
+import type { JobContext } from 'retrysafe/effects';
+import {
+  type ChargeMade,
+  type CheckoutDeps,
+  type CompleterPayload,
+  chargeOrder,
+  finishCheckout,
+} from './checkout.js';
+
+export function completerHandler<Tx>(deps: CheckoutDeps<Tx>) {
+  return async (context: JobContext<Tx, CompleterPayload>): Promise<void> => {
+    const { tenant, orderId } = context.job.payload;
+    const order = await deps.data.orders.get(tenant, orderId);
+    // Finished by its request (the usual case), or gone: nothing to do.
+    if (order === undefined || order.status !== 'pending') return;
+    const charge = await context.call<ChargeMade>('charge', () => chargeOrder(deps, order));
+    await context.complete((tx) => finishCheckout(tx, deps, tenant, orderId, charge));
+  };
+}

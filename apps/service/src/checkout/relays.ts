@@ -1,0 +1,62 @@
+// The brokers `order.paid` events go to, from the environment (NATS_URL, AMQP_URL). Each driver
+// is loaded only when its broker is configured, so a service without brokers needs neither.
+import type { EventRelay } from 'retrysafe/relays/nats';
+import type { CheckoutConfig } from '../config.js';
+
+/** Subjects of the events the NATS relay publishes (`events.<topic>`), captured by the stream. */
+export const natsEventSubjects = ['events.>'];
+/**
+ * How long after its first publish an event may be published again: the relay job's whole retry
+ * schedule (10 attempts, each at most 10 minutes apart plus a lease). The stream's duplicate
+ * window must cover it, or a late resend is stored twice.
+ */
+export const eventRetryHorizonMs = 10 * (600_000 + 30_000);
+export const natsDuplicateWindowMs = 2 * 60 * 60_000;
+
+export interface OpenRelays {
+  relays: EventRelay[];
+  close(): Promise<void>;
+}
+
+export async function openRelays(config: CheckoutConfig): Promise<OpenRelays> {
+  const relays: EventRelay[] = [];
+  const closers: (() => Promise<void>)[] = [];
+  try {
+    if (config.natsUrl !== undefined) {
+      const [{ connect }, { createNatsRelay, ensureNatsStream }] = await Promise.all([
+        import('nats'),
+        import('retrysafe/relays/nats'),
+      ]);
+      const connection = await connect({ servers: config.natsUrl, timeout: 5_000 });
+      closers.push(() => connection.close());
+      await ensureNatsStream(connection, {
+        name: config.natsStream,
+        subjects: natsEventSubjects,
+        duplicateWindowMs: natsDuplicateWindowMs,
+        retryHorizonMs: eventRetryHorizonMs,
+      });
+      relays.push(createNatsRelay({ connection, stream: config.natsStream }));
+    }
+    if (config.amqpUrl !== undefined) {
+      const { createRabbitRelay } = await import('retrysafe/relays/rabbitmq');
+      // Mandatory (the default): with no queue bound to the exchange an event is refused and
+      // retried, never acknowledged and dropped. Bind your consumers' queues first.
+      const relay = createRabbitRelay({
+        url: config.amqpUrl,
+        exchange: config.amqpExchange,
+        exchangeType: 'topic',
+      });
+      closers.push(() => relay.close());
+      relays.push(relay);
+    }
+  } catch (error) {
+    await Promise.allSettled(closers.map((close) => close()));
+    throw error;
+  }
+  return {
+    relays,
+    async close() {
+      await Promise.allSettled(closers.map((close) => close()));
+    },
+  };
+}
