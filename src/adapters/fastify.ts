@@ -99,6 +99,12 @@ export type FastifyIdempotencyOptions<Tx> = LifecycleOptions<Tx> & {
 interface RouteRun {
   context: RequestContext<unknown> | undefined;
   committed: StoredResponse | undefined;
+  /**
+   * `reply.idempotent` sent the answer. `reply.sent` is not enough: while an async onSend hook
+   * still runs it is false, and a client hanging up then resolves the reply early, so the
+   * handler would send the answer a second time.
+   */
+  sent: boolean;
 }
 
 const runs = new WeakMap<FastifyRequest, RouteRun>();
@@ -122,6 +128,7 @@ async function plugin(fastify: FastifyInstance, options: FastifyIdempotencyOptio
     // Sent right away: this is the answer the lifecycle settles on. (A reply is a thenable,
     // so returning it unsent from an async function would wait for a send that never comes.)
     run.committed = await run.context.commit(work as (tx: unknown) => Promise<ResponseDraft>);
+    run.sent = true;
     return sendStored(this, run.committed);
   } as FastifyReply['idempotent']);
 
@@ -136,7 +143,7 @@ async function plugin(fastify: FastifyInstance, options: FastifyIdempotencyOptio
     return async function lifecycleHandler(this: FastifyInstance, request, reply) {
       const state = request.idempotency;
       if (state === null) return reply; // readKey refused the key and answered
-      const run: RouteRun = { context: undefined, committed: undefined };
+      const run: RouteRun = { context: undefined, committed: undefined, sent: false };
       runs.set(request, run);
       const handled = await lifecycle.handle(
         {
@@ -168,7 +175,7 @@ async function plugin(fastify: FastifyInstance, options: FastifyIdempotencyOptio
       state.recordId = handled.recordId;
       onOutcome?.(handled.outcome, request);
       if (handled.error !== undefined) request.log.error({ err: handled.error }, 'request failed');
-      if (reply.sent) return reply;
+      if (reply.sent || run.sent) return reply;
       return sendStored(reply, handled.response);
     };
   }
