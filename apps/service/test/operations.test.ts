@@ -78,6 +78,28 @@ describe('operations', () => {
     expect(after).toContain('idempotency_outcomes_total{outcome="in_use"}');
   });
 
+  it('exports the outbox on /metrics: checkouts leave completer jobs and order.paid events, waiting with no broker', async () => {
+    const before = await (await fetch(`${service.url}/metrics`)).text();
+    for (let i = 0; i < 2; i++) {
+      const r = await asA('/orders', {
+        method: 'POST',
+        body: order,
+        headers: { 'idempotency-key': randomUUID() },
+      });
+      expect(r.status).toBe(201);
+    }
+    const after = await (await fetch(`${service.url}/metrics`)).text();
+    const delta = (name: string, labels: Record<string, string>) =>
+      metricValue(after, name, labels) - metricValue(before, name, labels);
+    // No broker is configured here: the events wait in the outbox, and their lag shows it.
+    expect(delta('retrysafe_jobs', { topic: 'order.paid', state: 'queued' })).toBe(2);
+    expect(metricValue(after, 'retrysafe_relay_lag_seconds', { topic: 'order.paid' })).toBeGreaterThanOrEqual(
+      0,
+    );
+    expect(after).toMatch(/retrysafe_jobs\{topic="checkout\.complete",state="(queued|done)"\}/);
+    expect(after).toContain('retrysafe_job_attempts{topic="checkout.complete"}');
+  });
+
   it('writes one JSON log line per request with route, status, duration, key fingerprint and outcome — never the API key or body', async () => {
     const key = `log-${randomUUID()}`;
     await asA('/orders', { method: 'POST', body: order, headers: { 'idempotency-key': key } });
