@@ -76,6 +76,8 @@ export interface OrderRepository<Tx> {
   /** Records a payment the provider made, once per key (a repeat is a no-op). */
   recordPayment(tx: Tx, payment: OrderPayment): Promise<void>;
   payments(tenant: string, orderId: string): Promise<OrderPayment[]>;
+  /** The order's payments read inside `tx`, oldest first (what a replacement refunds from). */
+  paymentsIn(tx: Tx, tenant: string, orderId: string): Promise<OrderPayment[]>;
 }
 
 /** A charge or refund the payment provider made for an order, under its idempotency key. */

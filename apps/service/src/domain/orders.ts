@@ -1,5 +1,5 @@
 // An order: its stored shape, its representation and ETag, and the total it derives.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { strongEtag } from 'retrysafe/http';
 
 export interface OrderItem {
@@ -38,6 +38,8 @@ export interface Order {
   /** Starts at 1; every replacement adds one. */
   version: number;
   updatedAt: string;
+  /** A replacement reserved by PUT and not yet applied (its money may be moving); else null. */
+  pendingChange: PendingChange | null;
 }
 
 export interface StoredOrder extends Order {
@@ -51,6 +53,28 @@ export interface StoredOrder extends Order {
   /** The ETag the last replacement replaced, and a digest of its body (rule 33 for PUT). */
   replacedEtag: string | null;
   replacedBodyDigest: string | null;
+}
+
+/** One movement of money a replacement needs, under its derived key, planned at reservation. */
+export type PaymentMovement =
+  | { kind: 'charge'; key: string; amountCents: number }
+  | { kind: 'refund'; key: string; amountCents: number; chargeId: string };
+
+/**
+ * A replacement reserved on the order (PUT /orders/{id}): what it replaces, what it becomes and
+ * the money it moves. Stored on the row in the transaction that took the ETag it replaces, so
+ * exactly one change per version ever moves money; the request or its completer applies it.
+ */
+export interface PendingChange {
+  /** The version it replaces (the new one is `version + 1`); part of every payment key. */
+  version: number;
+  /** The ETag it replaced (the PUT's If-Match) and the digest of the PUT's body. */
+  replacesEtag: string;
+  bodyDigest: string;
+  input: OrderInput;
+  /** Charges or refunds to make, in order; their keys derive from the order and `version`. */
+  movements: PaymentMovement[];
+  reservedAt: string;
 }
 
 export function orderRepresentation(order: Order): Record<string, unknown> {
@@ -74,6 +98,9 @@ export function orderRepresentation(order: Order): Record<string, unknown> {
       ...(order.paidAt === null ? {} : { paidAt: order.paidAt }),
     },
     shipment: order.shipment === null ? null : { status: order.shipment },
+    // Only while one is reserved, so an order without one keeps the ETag it always had; with
+    // one, the ETag differs from the one it replaces, which is what refuses a second PUT (412).
+    ...(order.pendingChange ? { pendingChange: { version: order.pendingChange.version + 1 } } : {}),
   };
 }
 
@@ -107,6 +134,7 @@ export function buildOrder(
     chargeKey,
     replacedEtag: null,
     replacedBodyDigest: null,
+    pendingChange: null,
     etag: '',
   });
 }
@@ -134,25 +162,46 @@ export function paidOrder(order: StoredOrder, chargeId: string | null, amountCen
   });
 }
 
-/** The order with its items replaced (one version later), and what the replacement was. */
-export function replacedOrder(
-  order: StoredOrder,
-  input: OrderInput,
-  paidCents: number,
-  bodyDigest: string,
-): StoredOrder {
+/** The order with `change` reserved on it: same content, a new ETag (what a GET shows changed). */
+export function withPendingChange(order: StoredOrder, change: PendingChange): StoredOrder {
+  return withEtag({ ...order, pendingChange: change });
+}
+
+/**
+ * The order with its pending change applied: one version later, the new items and total, what
+ * was paid moved by the change's payments, the replaced ETag and body kept (rule 33), none pending.
+ */
+export function replacedOrder(order: StoredOrder, change: PendingChange): StoredOrder {
+  const moved = change.movements.reduce(
+    (sum, movement) => sum + (movement.kind === 'charge' ? movement.amountCents : -movement.amountCents),
+    0,
+  );
   return withEtag({
     ...order,
-    items: input.items,
+    items: change.input.items,
+    currency: change.input.currency,
+    note: change.input.note ?? null,
+    totalCents: totalOf(change.input.items),
+    paidCents: order.paidCents + moved,
+    version: change.version + 1,
+    updatedAt: new Date().toISOString(),
+    replacedEtag: change.replacesEtag,
+    replacedBodyDigest: change.bodyDigest,
+    pendingChange: null,
+  });
+}
+
+/**
+ * A digest of an order body's meaning, not its bytes: key order, spacing and an absent note
+ * versus none do not make two PUTs different (rule 13: a field left out is cleared).
+ */
+export function orderInputDigest(input: OrderInput): string {
+  const canonical = JSON.stringify({
+    items: input.items.map((item) => [item.sku, item.quantity, item.unitPriceCents]),
     currency: input.currency,
     note: input.note ?? null,
-    totalCents: totalOf(input.items),
-    paidCents,
-    version: order.version + 1,
-    updatedAt: new Date().toISOString(),
-    replacedEtag: order.etag,
-    replacedBodyDigest: bodyDigest,
   });
+  return createHash('sha256').update(canonical).digest('base64url');
 }
 
 export function orderPath(id: string): string {

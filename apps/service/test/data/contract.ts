@@ -3,7 +3,14 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ApiKeyRecord, ServiceData } from '../../src/data/types.js';
-import { buildOrder, paidOrder, type StoredOrder } from '../../src/domain/orders.js';
+import {
+  buildOrder,
+  type PendingChange,
+  paidOrder,
+  replacedOrder,
+  type StoredOrder,
+  withPendingChange,
+} from '../../src/domain/orders.js';
 import type { StoredUser } from '../../src/domain/users.js';
 
 export interface DataFactory<Tx> {
@@ -192,6 +199,57 @@ export function describeDataContract<Tx>(name: string, factory: DataFactory<Tx>)
           paidCents: placed.totalCents,
           shipment: 'pending',
           etag: paid.etag,
+        });
+      });
+      it('keeps a pending change on the order (a new ETag) until it is applied, and reads payments inside a transaction', async () => {
+        const placed = order(tenant);
+        await data.transaction((tx) => data.orders.insertOnce(tx, placed));
+        const paid = paidOrder(placed, 'ch_1', placed.totalCents);
+        await data.transaction((tx) => data.orders.update(tx, paid, placed.etag));
+        const change: PendingChange = {
+          version: paid.version,
+          replacesEtag: paid.etag,
+          bodyDigest: 'digest-1',
+          input: { items: [{ sku: 'A-1', quantity: 3, unitPriceCents: 1250 }], currency: 'EUR' },
+          movements: [{ kind: 'charge', key: `${paid.id}:v1:charge`, amountCents: 1250 }],
+          reservedAt: '2026-01-01T00:00:00.000Z',
+        };
+        const reserved = withPendingChange(paid, change);
+        expect(reserved.etag).not.toBe(paid.etag);
+        expect(await data.transaction((tx) => data.orders.update(tx, reserved, paid.etag))).toBe(true);
+        // A second PUT of the same version compares against the ETag the reservation replaced.
+        expect(await data.transaction((tx) => data.orders.update(tx, reserved, paid.etag))).toBe(false);
+        expect(await data.orders.get(tenant, paid.id)).toMatchObject({
+          pendingChange: change,
+          etag: reserved.etag,
+          version: 1,
+          totalCents: 2500,
+        });
+        const payment = {
+          key: `${paid.id}:v1:charge`,
+          tenant,
+          orderId: paid.id,
+          kind: 'charge' as const,
+          providerId: 'ch_2',
+          amountCents: 1250,
+          refundsCharge: null,
+          createdAt: '2026-01-01T00:00:01.000Z',
+        };
+        const applied = replacedOrder(reserved, change);
+        const inside = await data.transaction(async (tx) => {
+          expect(await data.orders.update(tx, applied, reserved.etag)).toBe(true);
+          await data.orders.recordPayment(tx, payment);
+          return data.orders.paymentsIn(tx, tenant, paid.id);
+        });
+        expect(inside).toEqual([payment]);
+        expect(await data.orders.get(tenant, paid.id)).toMatchObject({
+          pendingChange: null,
+          version: 2,
+          totalCents: 3750,
+          paidCents: 3750,
+          replacedEtag: paid.etag,
+          replacedBodyDigest: 'digest-1',
+          etag: applied.etag,
         });
       });
     });

@@ -72,6 +72,7 @@ describe('sqlite service migrations', () => {
         { part: 'service.api-keys', version: 1, n: 1 },
         { part: 'service.orders', version: 1, n: 1 },
         { part: 'service.orders', version: 2, n: 1 },
+        { part: 'service.orders', version: 3, n: 1 },
         { part: 'service.users', version: 1, n: 1 },
       ]);
     } finally {

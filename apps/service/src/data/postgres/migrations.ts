@@ -77,6 +77,12 @@ export const postgresServiceMigrations: PostgresMigration<PoolClient>[] = [
       CREATE INDEX IF NOT EXISTS order_payments_by_order ON order_payments (tenant, order_id);`,
   },
   {
+    part: 'service.orders',
+    version: 3,
+    name: 'replacement by PUT: the change reserved on an order while its money moves',
+    up: 'ALTER TABLE orders ADD COLUMN IF NOT EXISTS pending_change jsonb',
+  },
+  {
     part: 'service.api-keys',
     version: 1,
     name: 'create api_keys',

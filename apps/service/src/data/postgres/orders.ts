@@ -1,7 +1,7 @@
 // Orders on PostgreSQL: reads on the pool, writes on the transaction's client they are given.
 // An order's shipment and its provider payments live in their own tables; reads join the shipment in.
 import type { Pool, PoolClient } from 'pg';
-import type { PaymentStatus, StoredOrder } from '../../domain/orders.js';
+import type { PaymentStatus, PendingChange, StoredOrder } from '../../domain/orders.js';
 import { type OrderPayment, type OrderRepository, toPage } from '../types.js';
 
 interface OrderRow {
@@ -23,6 +23,7 @@ interface OrderRow {
   updated_at: string | null;
   replaced_etag: string | null;
   replaced_body_digest: string | null;
+  pending_change: PendingChange | null;
   shipment_status: 'pending' | 'shipped' | null;
 }
 
@@ -40,6 +41,8 @@ interface PaymentRow {
 const withShipment = `SELECT o.*, s.status AS shipment_status FROM orders o
   LEFT JOIN shipments s ON s.tenant = o.tenant AND s.order_id = o.id`;
 const byId = `${withShipment} WHERE o.tenant = $1 AND o.id = $2`;
+const paymentsOf =
+  'SELECT * FROM order_payments WHERE tenant = $1 AND order_id = $2 ORDER BY created_at, key';
 
 export function postgresOrders(pool: Pool): OrderRepository<PoolClient> {
   return {
@@ -57,8 +60,8 @@ export function postgresOrders(pool: Pool): OrderRepository<PoolClient> {
     async insertOnce(tx, order) {
       const inserted = await tx.query(
         `INSERT INTO orders (tenant, id, currency, items, note, total_cents, created_at, etag, status, paid_cents,
-           charge_id, charge_key, paid_at, version, updated_at, replaced_etag, replaced_body_digest)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+           charge_id, charge_key, paid_at, version, updated_at, replaced_etag, replaced_body_digest, pending_change)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
          ON CONFLICT (tenant, id) DO NOTHING`,
         orderValues(order),
       );
@@ -80,8 +83,8 @@ export function postgresOrders(pool: Pool): OrderRepository<PoolClient> {
       const updated = await tx.query(
         `UPDATE orders SET currency = $3, items = $4, note = $5, total_cents = $6, etag = $8, status = $9,
            paid_cents = $10, charge_id = $11, charge_key = $12, paid_at = $13, version = $14, updated_at = $15,
-           replaced_etag = $16, replaced_body_digest = $17
-         WHERE tenant = $1 AND id = $2 AND etag = $18 AND created_at = $7`, // ($7 never changes; every parameter must appear)
+           replaced_etag = $16, replaced_body_digest = $17, pending_change = $18
+         WHERE tenant = $1 AND id = $2 AND etag = $19 AND created_at = $7`, // ($7 never changes; every parameter must appear)
         [...orderValues(order), expectedEtag],
       );
       return updated.rowCount === 1;
@@ -111,10 +114,11 @@ export function postgresOrders(pool: Pool): OrderRepository<PoolClient> {
       );
     },
     async payments(tenant, orderId) {
-      const { rows } = await pool.query<PaymentRow>(
-        'SELECT * FROM order_payments WHERE tenant = $1 AND order_id = $2 ORDER BY created_at, key',
-        [tenant, orderId],
-      );
+      const { rows } = await pool.query<PaymentRow>(paymentsOf, [tenant, orderId]);
+      return rows.map(toPayment);
+    },
+    async paymentsIn(tx, tenant, orderId) {
+      const { rows } = await tx.query<PaymentRow>(paymentsOf, [tenant, orderId]);
       return rows.map(toPayment);
     },
   };
@@ -139,6 +143,7 @@ function orderValues(order: StoredOrder): unknown[] {
     order.updatedAt,
     order.replacedEtag,
     order.replacedBodyDigest,
+    order.pendingChange === null ? null : JSON.stringify(order.pendingChange),
   ];
 }
 
@@ -162,6 +167,7 @@ function toOrder(row: OrderRow): StoredOrder & { seq: number } {
     updatedAt: row.updated_at ?? row.created_at,
     replacedEtag: row.replaced_etag,
     replacedBodyDigest: row.replaced_body_digest,
+    pendingChange: row.pending_change,
     shipment: row.shipment_status,
   };
 }

@@ -75,6 +75,12 @@ export const sqliteServiceMigrations: SqliteMigration[] = [
       CREATE INDEX order_payments_by_order ON order_payments (tenant, order_id);`,
   },
   {
+    part: 'service.orders',
+    version: 3,
+    name: 'replacement by PUT: the change reserved on an order while its money moves',
+    up: 'ALTER TABLE orders ADD COLUMN pending_change TEXT',
+  },
+  {
     part: 'service.api-keys',
     version: 1,
     name: 'create api_keys',

@@ -1,7 +1,7 @@
 // Orders on SQLite: reads on the database, writes on the transaction they are given. An order's
 // shipment and its provider payments live in their own tables; reads join the shipment in.
 import type { SqliteDatabase } from 'retrysafe/stores/sqlite';
-import type { PaymentStatus, StoredOrder } from '../../domain/orders.js';
+import type { PaymentStatus, PendingChange, StoredOrder } from '../../domain/orders.js';
 import { type OrderPayment, type OrderRepository, toPage } from '../types.js';
 import { statementCache } from './statements.js';
 
@@ -24,6 +24,7 @@ interface OrderRow {
   updated_at: string | null;
   replaced_etag: string | null;
   replaced_body_digest: string | null;
+  pending_change: string | null;
   shipment_status: 'pending' | 'shipped' | null;
 }
 
@@ -47,15 +48,15 @@ const statements = statementCache((db: SqliteDatabase) => ({
   count: db.prepare('SELECT count(*) AS n FROM orders WHERE tenant = ?'),
   insert: db.prepare(`
     INSERT INTO orders (tenant, id, currency, items, note, total_cents, created_at, etag, status, paid_cents,
-      charge_id, charge_key, paid_at, version, updated_at, replaced_etag, replaced_body_digest)
+      charge_id, charge_key, paid_at, version, updated_at, replaced_etag, replaced_body_digest, pending_change)
     VALUES (@tenant, @id, @currency, @items, @note, @totalCents, @createdAt, @etag, @status, @paidCents,
-      @chargeId, @chargeKey, @paidAt, @version, @updatedAt, @replacedEtag, @replacedBodyDigest)
+      @chargeId, @chargeKey, @paidAt, @version, @updatedAt, @replacedEtag, @replacedBodyDigest, @pendingChange)
     ON CONFLICT (tenant, id) DO NOTHING`),
   update: db.prepare(`
     UPDATE orders SET currency = @currency, items = @items, note = @note, total_cents = @totalCents,
       etag = @etag, status = @status, paid_cents = @paidCents, charge_id = @chargeId, charge_key = @chargeKey,
       paid_at = @paidAt, version = @version, updated_at = @updatedAt, replaced_etag = @replacedEtag,
-      replaced_body_digest = @replacedBodyDigest
+      replaced_body_digest = @replacedBodyDigest, pending_change = @pendingChange
     WHERE tenant = @tenant AND id = @id AND etag = @expectedEtag`),
   startShipment: db.prepare(`
     INSERT INTO shipments (tenant, order_id, status, created_at) VALUES (?, ?, 'pending', ?)
@@ -103,6 +104,9 @@ export function sqliteOrders(db: SqliteDatabase): OrderRepository<SqliteDatabase
     async payments(tenant, orderId) {
       return (statements(db).payments.all(tenant, orderId) as PaymentRow[]).map(toPayment);
     },
+    async paymentsIn(tx, tenant, orderId) {
+      return (statements(tx).payments.all(tenant, orderId) as PaymentRow[]).map(toPayment);
+    },
   };
 }
 
@@ -125,6 +129,7 @@ function orderParams(order: StoredOrder) {
     updatedAt: order.updatedAt,
     replacedEtag: order.replacedEtag,
     replacedBodyDigest: order.replacedBodyDigest,
+    pendingChange: order.pendingChange === null ? null : JSON.stringify(order.pendingChange),
   };
 }
 
@@ -148,6 +153,7 @@ function toOrder(row: OrderRow): StoredOrder & { seq: number } {
     updatedAt: row.updated_at ?? row.created_at,
     replacedEtag: row.replaced_etag,
     replacedBodyDigest: row.replaced_body_digest,
+    pendingChange: row.pending_change === null ? null : (JSON.parse(row.pending_change) as PendingChange),
     shipment: row.shipment_status,
   };
 }
