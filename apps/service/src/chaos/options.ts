@@ -28,7 +28,46 @@ export const defaultRedisRestartEveryMs = 0;
 /** Fraction of orders whose first request is held in its transaction past its lease. */
 export const defaultLeaseOverrunRate = 0;
 
+/**
+ * `orders`: today's run (POST /orders and its audit of duplicates and losses). `checkout`: the
+ * same through a payment provider of the run's own with faults, abandoned checkouts, the
+ * completer and (with `--broker`) the `order.paid` events relayed to a broker and an audit consumer.
+ */
+export type ChaosScenario = 'orders' | 'checkout';
+export type ChaosBroker = 'nats' | 'rabbitmq';
+export const defaultNatsUrl = 'nats://127.0.0.1:4222';
+export const defaultAmqpUrl = 'amqp://guest:guest@127.0.0.1:5672';
+/** Provider faults of a checkout run: 503s before charging, resets after the charge, slow answers. */
+export const defaultPaymentsFailRate = 0.05;
+export const defaultPaymentsResetRate = 0.05;
+export const defaultPaymentsSlowRate = 0.05;
+/**
+ * The service's timeout for one provider call; a slow answer is held twice this long, so every
+ * slow charge is a timeout after the provider charged (the retry or the completer replays it).
+ */
+export const defaultPaymentsTimeoutMs = 500;
+/** Share of checkout callers that give up at their first 503 and never come back. */
+export const defaultAbandonRate = 0.2;
+/** Short, so abandoned checkouts are finished by the completer within the run. */
+export const defaultCompleterDelayMs = 2_000;
+/** After the load, how long the run waits at most for the completer and the relays to finish. */
+export const defaultDrainSeconds = 120;
+
+export interface CheckoutChaosOptions {
+  broker: ChaosBroker | undefined;
+  paymentsFailRate: number;
+  paymentsResetRate: number;
+  paymentsSlowRate: number;
+  paymentsTimeoutMs: number;
+  abandonRate: number;
+  completerDelayMs: number;
+  drainSeconds: number;
+}
+
 export interface ChaosOptions {
+  scenario: ChaosScenario;
+  /** Set for `--scenario checkout` only. */
+  checkout: CheckoutChaosOptions | undefined;
   processes: number;
   workers: number;
   orders: number;
@@ -36,6 +75,8 @@ export interface ChaosOptions {
   store: ChaosStore;
   postgresUrl: string | undefined;
   redisUrl: string;
+  natsUrl: string;
+  amqpUrl: string;
   resetRate: number;
   delayRate: number;
   errorRate: number;
@@ -56,6 +97,17 @@ export interface ChaosOptions {
 }
 
 export const chaosFlags = {
+  scenario: { type: 'string' },
+  broker: { type: 'string' },
+  'nats-url': { type: 'string' },
+  'amqp-url': { type: 'string' },
+  'payments-fail-rate': { type: 'string' },
+  'payments-reset-rate': { type: 'string' },
+  'payments-slow-rate': { type: 'string' },
+  'payments-timeout-ms': { type: 'string' },
+  'abandon-rate': { type: 'string' },
+  'completer-delay-ms': { type: 'string' },
+  'drain-seconds': { type: 'string' },
   processes: { type: 'string' },
   workers: { type: 'string' },
   orders: { type: 'string' },
@@ -93,7 +145,20 @@ export const chaosUsage = `  retrysafe chaos [--store sqlite|postgres|redis|post
       terminated, connections cut mid-transaction, the database stalled (through a proxy of
       its own); with records in Redis, a redis-server of the run's own restarted (AOF on).
       --lease-overrun-rate holds that share of first requests past their lease while a
-      second caller with the same key takes over.`;
+      second caller with the same key takes over.
+  retrysafe chaos --scenario checkout [--broker nats|rabbitmq] [--payments-fail-rate 0.05]
+                  [--payments-reset-rate 0.05] [--payments-slow-rate 0.05]
+                  [--payments-timeout-ms 500] [--abandon-rate 0.2] [--completer-delay-ms 2000]
+                  [--drain-seconds 120] [--nats-url nats://…] [--amqp-url amqp://…] [any flag above]
+      The same faults, every POST /orders a checkout charged at a payments-sim process of the
+      run's own that refuses charges (503), resets and slows its answers after charging (past
+      the service's --payments-timeout-ms). A share of callers give up at their first 503; the
+      completer must finish their orders. With --broker, every process relays order.paid to a
+      JetStream stream or a RabbitMQ exchange of the run's own, read by an audit consumer with
+      its own ledger. After the load the run waits (at most --drain-seconds) for the completer
+      and the relays, then audits the database, the provider and the consumer. Exits 1 on any
+      duplicate, lost, double-charged or unpaid order, orphaned charge, missing or twice
+      processed event.`;
 
 type Flags = {
   [name in keyof typeof chaosFlags]?: (typeof chaosFlags)[name]['type'] extends 'boolean' ? boolean : string;
@@ -104,6 +169,15 @@ export class ChaosOptionError extends Error {
 }
 
 export function parseChaosOptions(flags: Flags, env: NodeJS.ProcessEnv, isTerminal: boolean): ChaosOptions {
+  const scenario = flags.scenario ?? 'orders';
+  if (scenario !== 'orders' && scenario !== 'checkout') {
+    throw new ChaosOptionError(`--scenario ${scenario}: choose orders or checkout`);
+  }
+  const checkout = scenario === 'checkout' ? parseCheckoutOptions(flags) : undefined;
+  if (checkout === undefined) {
+    const only = checkoutOnlyFlags.find((name) => flags[name] !== undefined);
+    if (only !== undefined) throw new ChaosOptionError(`--${only} needs --scenario checkout`);
+  }
   const store = flags.store ?? 'sqlite';
   if (store !== 'sqlite' && store !== 'postgres' && store !== 'redis' && store !== 'postgres+redis') {
     throw new ChaosOptionError(`--store ${store}: choose sqlite, postgres, redis or postgres+redis`);
@@ -130,6 +204,8 @@ export function parseChaosOptions(flags: Flags, env: NodeJS.ProcessEnv, isTermin
     );
   }
   return {
+    scenario,
+    checkout,
     processes: integer('processes', flags.processes, defaultProcesses, 1, 32),
     workers: integer('workers', flags.workers, defaultWorkers, 1, 1_000),
     orders: integer('orders', flags.orders, defaultOrders, 1, 10_000_000),
@@ -137,6 +213,8 @@ export function parseChaosOptions(flags: Flags, env: NodeJS.ProcessEnv, isTermin
     store,
     postgresUrl: flags['database-url'] ?? env.DATABASE_URL,
     redisUrl: flags['redis-url'] ?? env.REDIS_URL ?? defaultRedisUrl,
+    natsUrl: flags['nats-url'] ?? env.NATS_URL ?? defaultNatsUrl,
+    amqpUrl: flags['amqp-url'] ?? env.AMQP_URL ?? defaultAmqpUrl,
     resetRate,
     delayRate,
     errorRate: rate('error-rate', flags['error-rate'], defaultErrorRate),
@@ -151,6 +229,49 @@ export function parseChaosOptions(flags: Flags, env: NodeJS.ProcessEnv, isTermin
     jsonPath: flags.json,
     keep: flags.keep ?? false,
     progress: flags.quiet ? 'off' : isTerminal ? 'bar' : 'lines',
+  };
+}
+
+const checkoutOnlyFlags = [
+  'broker',
+  'nats-url',
+  'amqp-url',
+  'payments-fail-rate',
+  'payments-reset-rate',
+  'payments-slow-rate',
+  'payments-timeout-ms',
+  'abandon-rate',
+  'completer-delay-ms',
+  'drain-seconds',
+] as const satisfies ReadonlyArray<keyof Flags>;
+
+function parseCheckoutOptions(flags: Flags): CheckoutChaosOptions {
+  const broker = flags.broker;
+  if (broker !== undefined && broker !== 'nats' && broker !== 'rabbitmq') {
+    throw new ChaosOptionError(`--broker ${broker}: choose nats or rabbitmq`);
+  }
+  return {
+    broker,
+    paymentsFailRate: rate('payments-fail-rate', flags['payments-fail-rate'], defaultPaymentsFailRate),
+    paymentsResetRate: rate('payments-reset-rate', flags['payments-reset-rate'], defaultPaymentsResetRate),
+    paymentsSlowRate: rate('payments-slow-rate', flags['payments-slow-rate'], defaultPaymentsSlowRate),
+    // Slow answers are held twice this: within the simulator's bound of 120 s.
+    paymentsTimeoutMs: integer(
+      'payments-timeout-ms',
+      flags['payments-timeout-ms'],
+      defaultPaymentsTimeoutMs,
+      50,
+      60_000,
+    ),
+    abandonRate: rate('abandon-rate', flags['abandon-rate'], defaultAbandonRate),
+    completerDelayMs: integer(
+      'completer-delay-ms',
+      flags['completer-delay-ms'],
+      defaultCompleterDelayMs,
+      0,
+      600_000,
+    ),
+    drainSeconds: integer('drain-seconds', flags['drain-seconds'], defaultDrainSeconds, 1, 86_400),
   };
 }
 

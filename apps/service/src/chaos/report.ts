@@ -1,9 +1,11 @@
 // What a chaos run found, as a table for people and as JSON for machines. A run passes when
 // no order was duplicated, none was lost, and no unasked-for order appeared.
 import type { AuditFigures } from './audit.js';
+import type { ChargeFigures, CheckoutOrderFigures, EventFigures } from './checkout-audit.js';
 import type { DbFaultCounts } from './db-faults.js';
 import type { DbProxyCounts } from './db-proxy.js';
 import type { ChaosOptions } from './options.js';
+import type { ProviderFaultCounts } from './payments-provider.js';
 import type { ProxyCounts } from './proxy.js';
 import type { WorkerCounts } from './workers.js';
 
@@ -12,7 +14,7 @@ export interface ChaosReport {
   runId: string;
   data: string;
   /** The run's settings, without URLs (they may carry passwords). */
-  settings: Omit<ChaosOptions, 'progress' | 'jsonPath' | 'postgresUrl' | 'redisUrl'>;
+  settings: Omit<ChaosOptions, 'progress' | 'jsonPath' | 'postgresUrl' | 'redisUrl' | 'natsUrl' | 'amqpUrl'>;
   durationMs: number;
   faults: {
     responsesReset: number;
@@ -39,6 +41,11 @@ export interface ChaosReport {
     leaseOverruns: number;
     /** … and of those, answered 409 because a second caller had taken the key over meanwhile. */
     leaseTakeovers: number;
+    /** The checkout's provider faults (`--scenario checkout`). */
+    provider?: ProviderFaultCounts & {
+      /** Checkout answers 503 payments-unavailable the callers got (the provider failed or timed out). */
+      checkoutAnswers503: number;
+    };
   };
   /** What went wrong beyond the injected faults. */
   problems: {
@@ -58,7 +65,33 @@ export interface ChaosReport {
     failedAttemptsByKind: WorkerCounts['failedAttempts'];
     callerRepeats: number;
   };
-  orders: AuditFigures;
+  /** With `--scenario checkout`, also the checkout's figures (each of its failures must be 0). */
+  orders: AuditFigures & Partial<CheckoutOrderFigures>;
+  charges?: ChargeFigures;
+  events?: EventFigures;
+  /** `--scenario checkout`: where events went and how the wait after the load ended. */
+  checkout?: {
+    events: string;
+    /** From the last order settled to the completer and the relays done (or the bound). */
+    drainMs: number;
+    drainTimedOut: boolean;
+    /** Times the broker ended the audit consumer and it was started again. */
+    auditConsumerRestarts: number;
+  };
+}
+
+/** The checkout's own failures: money or an event gone wrong. Empty for a run without checkout figures. */
+export function checkoutFailures(report: Pick<ChaosReport, 'orders' | 'charges' | 'events'>): string[] {
+  const { orders, charges, events } = report;
+  const found: string[] = [];
+  if (orders.doubleCharged) found.push(`${orders.doubleCharged} double-charged`);
+  if (orders.unpaid) found.push(`${orders.unpaid} unpaid after the completer`);
+  if (orders.paidIncomplete) found.push(`${orders.paidIncomplete} paid but incomplete`);
+  if (charges?.orphaned) found.push(`${charges.orphaned} orphaned charges`);
+  if (events?.missing) found.push(`${events.missing} events missing`);
+  if (events?.processedTwice) found.push(`${events.processedTwice} events processed twice`);
+  if (events?.unexpected) found.push(`${events.unexpected} unexpected events`);
+  return found;
 }
 
 /**
@@ -146,6 +179,7 @@ export function formatReport(report: ChaosReport): string {
     ['Redis restarts', faults.redisRestarts],
     ['requests held past their lease / taken over', `${faults.leaseOverruns} / ${faults.leaseTakeovers}`],
     ['HTTP attempts / repeats by callers', `${traffic.httpAttempts} / ${traffic.callerRepeats}`],
+    ...checkoutRows(report),
   ];
   const width = Math.max(...rows.map(([label]) => label.length));
   const lines = [
@@ -154,7 +188,11 @@ export function formatReport(report: ChaosReport): string {
     '',
     ...rows.map(([label, value]) => (label === '—' ? '' : `  ${label.padEnd(width)}  ${value}`)),
     '',
-    report.passed ? 'PASS: no duplicate and no lost order.' : `FAIL: ${failures(report).join(', ')}.`,
+    report.passed
+      ? report.charges
+        ? 'PASS: no duplicate and no lost order; no double charge, no unpaid order, no orphaned charge, no missing or twice-processed event.'
+        : 'PASS: no duplicate and no lost order.'
+      : `FAIL: ${failures(report).join(', ')}.`,
   ];
   return `${lines.join('\n')}\n`;
 }
@@ -169,5 +207,42 @@ function failures(report: ChaosReport): string[] {
   if (orders.created === 0) found.push('no order created');
   if (problems.serverErrors['500']) found.push(`${problems.serverErrors['500']} real 500 answers`);
   if (problems.unexpectedExits.length > 0) found.push(`${problems.unexpectedExits.join('; ')}`);
+  found.push(...checkoutFailures(report));
   return found;
+}
+
+function checkoutRows(report: ChaosReport): Array<[string, string | number]> {
+  const { orders, charges, events, checkout } = report;
+  const provider = report.faults.provider;
+  if (!charges || !events || !checkout || !provider) return [];
+  return [
+    ['—', ''],
+    ['paid orders', orders.paid ?? 0],
+    ['unpaid (pending after the completer)', orders.unpaid ?? 0],
+    ['double-charged orders', orders.doubleCharged ?? 0],
+    ['paid but incomplete (shipment, payment)', orders.paidIncomplete ?? 0],
+    [
+      'abandoned at a 503 / finished by the completer',
+      `${orders.abandoned ?? 0} / ${orders.abandonedAndPaid ?? 0}`,
+    ],
+    ['charges made / orphaned', `${charges.made} / ${charges.orphaned}`],
+    [
+      'provider: refused / reset / slow after charging',
+      `${provider.refused} / ${provider.resetAfterCharge} / ${provider.slowAfterCharge}`,
+    ],
+    [
+      `events (${events.broker}) expected / in outbox / published`,
+      `${events.expected} / ${events.inOutbox} / ${events.published}`,
+    ],
+    [
+      'events processed by the audit / duplicates skipped',
+      `${events.processed} / ${events.duplicatesSkipped}`,
+    ],
+    ['events missing', events.missing],
+    ['events processed twice', events.processedTwice],
+    [
+      'wait for the completer and relays',
+      `${(checkout.drainMs / 1000).toFixed(1)} s${checkout.drainTimedOut ? ' (bound reached)' : ''}`,
+    ],
+  ];
 }

@@ -1,10 +1,12 @@
-// `retrysafe chaos`: one bounded run. Scratch data → service processes (behind a database proxy
-// when the database is to be cut or stalled) → fault proxy → workers placing orders while
-// processes are killed and the database side fails → stop everything → audit → report.
+// `retrysafe chaos`: one bounded run. Scratch data (and for a checkout run its provider and
+// event audit) → service processes (behind a database proxy when the database is to be cut or
+// stalled) → fault proxy → workers placing orders while processes are killed and the database
+// side fails → (checkout: wait for the completer and the relays) → stop everything → audit → report.
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { resolveServiceConfig } from '../config.js';
 import { auditOrders, readChaosOrders } from './audit.js';
+import { type CheckoutAudit, type CheckoutSide, startCheckoutSide } from './checkout-side.js';
 import {
   type BackendKiller,
   createBackendKiller,
@@ -17,7 +19,7 @@ import { Fleet } from './fleet.js';
 import type { ChaosOptions } from './options.js';
 import { createProgress } from './progress.js';
 import { type ChaosProxy, startChaosProxy } from './proxy.js';
-import { type ChaosReport, faultsFrom, formatReport, passed } from './report.js';
+import { type ChaosReport, checkoutFailures, faultsFrom, formatReport, passed } from './report.js';
 import { createScratch } from './scratch.js';
 import { placeOrders, skuPrefix } from './workers.js';
 
@@ -55,16 +57,27 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
     keep: options.keep,
   });
   const startedAtMs = Date.now();
-  const env = {
-    ...scratch.env,
-    IDEMPOTENCY_LEASE_MS: String(options.leaseMs),
-    RETRYSAFE_TEST_FAIL_RATE: String(options.errorRate),
-  };
+  let checkout: CheckoutSide | undefined;
   let proxy: ChaosProxy | undefined;
   let dbProxy: DbProxy | undefined;
   let backendKiller: BackendKiller | undefined;
   let fleet: Fleet | undefined;
   try {
+    if (options.checkout) {
+      checkout = await startCheckoutSide({
+        runId,
+        checkout: options.checkout,
+        natsUrl: options.natsUrl,
+        amqpUrl: options.amqpUrl,
+        keep: options.keep,
+      });
+    }
+    const env = {
+      ...scratch.env,
+      ...checkout?.env,
+      IDEMPOTENCY_LEASE_MS: String(options.leaseMs),
+      RETRYSAFE_TEST_FAIL_RATE: String(options.errorRate),
+    };
     let database = scratch.dbArgument;
     if (scratch.database.kind === 'postgres' && (options.dbCutEveryMs > 0 || options.dbStallEveryMs > 0)) {
       const target = new URL(scratch.database.url);
@@ -144,6 +157,7 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
               },
             }
           : {}),
+        ...(options.checkout ? { abandonRate: options.checkout.abandonRate } : {}),
         onSettled: (done) => progress.update(snapshot(done)),
       });
     } finally {
@@ -158,25 +172,59 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
     if (faultErrors.length > 0) {
       throw new Error(`a database-side fault could not be injected: ${String(faultErrors[0])}`);
     }
+    // The fleet keeps running (its job runners complete abandoned checkouts and relay events).
+    const drained = await checkout?.drain(scratch.database, chaosTenant, skuPrefix(runId), io.signal);
     await proxy.close();
     await running.stop();
     await dbProxy?.close();
 
     const stored = await readChaosOrders(scratch.database, chaosTenant, skuPrefix(runId));
     const figures = auditOrders(placed.orders, stored);
+    const audited: CheckoutAudit | undefined = await checkout?.audit(
+      placed.orders,
+      scratch.database,
+      chaosTenant,
+      skuPrefix(runId),
+    );
     const problems = {
       serverErrors: placed.counts.otherServerErrors,
-      unexpectedExits: running.unexpectedExits,
+      unexpectedExits: [...running.unexpectedExits, ...(checkout?.unexpectedExits() ?? [])],
       startTimeouts: running.startTimeouts,
     };
-    const { progress: _p, jsonPath: _j, postgresUrl: _pg, redisUrl: _r, ...settings } = options;
+    const {
+      progress: _p,
+      jsonPath: _j,
+      postgresUrl: _pg,
+      redisUrl: _r,
+      natsUrl: _n,
+      amqpUrl: _a,
+      ...settings
+    } = options;
+    const faults = faultsFrom(counts, placed.counts, running, dbCounts, dbProxy?.counts);
+    const checkoutParts =
+      audited && checkout && drained
+        ? {
+            charges: audited.charges,
+            events: audited.events,
+            checkout: {
+              events: checkout.events,
+              drainMs: drained.drainMs,
+              drainTimedOut: drained.timedOut,
+              auditConsumerRestarts: checkout.auditConsumerRestarts(),
+            },
+          }
+        : {};
+    if (audited) {
+      faults.provider = { ...audited.provider, checkoutAnswers503: placed.counts.paymentsUnavailable };
+    }
+    const orders = audited ? { ...figures, ...audited.orders } : figures;
     const report: ChaosReport = {
-      passed: passed(figures, problems),
+      passed: passed(figures, problems) && checkoutFailures({ orders, ...checkoutParts }).length === 0,
       runId,
       data: scratch.describe,
       settings,
       durationMs: Date.now() - startedAtMs,
-      faults: faultsFrom(counts, placed.counts, running, dbCounts, dbProxy?.counts),
+      faults,
       problems,
       traffic: {
         httpAttempts: placed.orders.reduce((sum, order) => sum + order.attempts, 0),
@@ -184,7 +232,8 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
         failedAttemptsByKind: placed.counts.failedAttempts,
         callerRepeats: placed.counts.callerRepeats,
       },
-      orders: figures,
+      orders,
+      ...checkoutParts,
     };
     io.stdout(formatReport(report));
     if (options.jsonPath) await writeFile(options.jsonPath, `${JSON.stringify(report, null, 2)}\n`);
@@ -194,6 +243,7 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
     await fleet?.stop();
     await dbProxy?.close();
     await backendKiller?.close();
+    await checkout?.close();
     await scratch.remove();
   }
 }

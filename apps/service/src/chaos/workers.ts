@@ -23,6 +23,11 @@ export interface WorkerOptions {
    * same key and body starts `secondCallerAfterMs` later and takes the key over.
    */
   leaseOverrun?: { rate: number; holdMs: number; secondCallerAfterMs: number };
+  /**
+   * A share of callers that give up for good at the first 503 they are answered (the client's
+   * retries stop there, and they never call again): checkouts the completer must finish.
+   */
+  abandonRate?: number;
   onSettled?: (done: number) => void;
 }
 
@@ -52,6 +57,8 @@ export interface LogicalOrder {
   replayed: boolean;
   /** Set for a lease-overrun order: the answer to its held first request. */
   heldRun?: HeldRunOutcome;
+  /** Set when its caller gave up at a 503 (outcome `unknown`, sent `maybe`). */
+  abandoned?: boolean;
 }
 
 export interface WorkerCounts {
@@ -61,6 +68,8 @@ export interface WorkerCounts {
   injectedServerErrors: Record<string, number>;
   /** Every other 5xx answer, by status: a 500 among them is a bug. */
   otherServerErrors: Record<string, number>;
+  /** 503s of a checkout whose provider failed or timed out (a provider fault, expected under chaos). */
+  paymentsUnavailable: number;
   /** Calls repeated by the caller with the same key after the client gave up. */
   callerRepeats: number;
   /** First requests held past their lease (lease-overrun orders), … */
@@ -68,6 +77,9 @@ export interface WorkerCounts {
   /** … and of those, how many were answered 409 because another request had taken the key over. */
   leaseTakeovers: number;
 }
+
+/** The problem type of a checkout's 503 when the payment provider failed or timed out. */
+const paymentsUnavailableType = 'payments-unavailable';
 
 /** Outcomes a caller keeps retrying with the same key: the order may or may not exist yet. */
 const unsettledKinds = new Set<ErrorKind>(['server', 'timeout', 'network', 'in_use', 'rate_limited']);
@@ -93,26 +105,29 @@ export async function placeOrders(
     failedAttempts: {},
     injectedServerErrors: {},
     otherServerErrors: {},
+    paymentsUnavailable: 0,
     callerRepeats: 0,
     leaseOverruns: 0,
     leaseTakeovers: 0,
   };
   const countFailure = (error: ClientError) => {
     counts.failedAttempts[error.kind] = (counts.failedAttempts[error.kind] ?? 0) + 1;
-    if (error.status !== undefined && error.status >= 500) {
+    if (error.status === 503 && error.problem?.type?.endsWith(`:${paymentsUnavailableType}`) === true) {
+      counts.paymentsUnavailable++;
+    } else if (error.status !== undefined && error.status >= 500) {
       const injected = error.problem?.type?.endsWith(`:${injectedFaultType}`) === true;
       const bucket = injected ? counts.injectedServerErrors : counts.otherServerErrors;
       bucket[error.status] = (bucket[error.status] ?? 0) + 1;
     }
   };
-  const client = createClient({
+  const clientOptions = {
     baseUrl: options.baseUrl,
     token: options.token,
     timeoutMs: options.timeoutMs,
     deadlineMs: options.timeoutMs * 8,
     retry: { maxAttempts: 6, baseDelayMs: 50, maxDelayMs: 1_000 },
-    onRetry: (info) => countFailure(info.error),
-  });
+  };
+  const client = createClient({ ...clientOptions, onRetry: (info) => countFailure(info.error) });
   const overrun = options.leaseOverrun;
   // The held request's caller waits it out: one attempt, a timeout past the hold.
   const heldClient = overrun
@@ -145,6 +160,9 @@ export async function placeOrders(
     const sku = skuFor(options.runId, index);
     const idempotencyKey = `${options.runId}-${index}`;
     const body = { items: [{ sku, quantity: 1 + (index % 3), unitPriceCents: 250 }], currency: 'EUR' };
+    if (options.abandonRate !== undefined && Math.random() < options.abandonRate) {
+      return abandonAtFirst503(index, sku, idempotencyKey, body);
+    }
     if (overrun && Math.random() < overrun.rate) {
       const held = heldRun(body, idempotencyKey);
       await new Promise((resolve) => setTimeout(resolve, overrun.secondCallerAfterMs));
@@ -152,6 +170,65 @@ export async function placeOrders(
       return { ...order, heldRun: await held };
     }
     return callUntilSettled(index, sku, idempotencyKey, body);
+  }
+
+  /** One call whose retries stop at the first 503; then its caller is gone for good. */
+  async function abandonAtFirst503(
+    index: number,
+    sku: string,
+    idempotencyKey: string,
+    body: unknown,
+  ): Promise<LogicalOrder> {
+    const giveUp = new AbortController();
+    // Its own client, so the retry hook can tell this call's 503 from the others'.
+    const impatient = createClient({
+      ...clientOptions,
+      onRetry: (info) => {
+        countFailure(info.error);
+        if (info.error.status === 503) giveUp.abort();
+      },
+    });
+    const result = await impatient.post<{ id: string }>('/orders', body, {
+      idempotencyKey,
+      signal: giveUp.signal,
+    });
+    if (result.ok) {
+      return {
+        index,
+        sku,
+        idempotencyKey,
+        outcome: { kind: 'created', orderId: result.data.id },
+        attempts: result.attempts,
+        replayed: result.replayed,
+      };
+    }
+    const error = result.error;
+    if (!giveUp.signal.aborted) countFailure(error);
+    if (giveUp.signal.aborted || error.status === 503) {
+      return {
+        index,
+        sku,
+        idempotencyKey,
+        outcome: { kind: 'unknown', sent: 'maybe', errorKind: 'server' },
+        attempts: error.attempts,
+        replayed: false,
+        abandoned: true,
+      };
+    }
+    if (!unsettledKinds.has(error.kind)) {
+      return {
+        index,
+        sku,
+        idempotencyKey,
+        outcome: { kind: 'refused', status: error.status, errorKind: error.kind },
+        attempts: error.attempts,
+        replayed: false,
+      };
+    }
+    // No 503, only timeouts and resets past every retry: this caller goes on like the others.
+    counts.callerRepeats++;
+    const rest = await callUntilSettled(index, sku, idempotencyKey, body);
+    return { ...rest, attempts: rest.attempts + error.attempts };
   }
 
   async function callUntilSettled(
