@@ -9,6 +9,8 @@ import { formBodies, idempotency, problemServerOptions, useProblemDetails } from
 import { ServiceUnavailableError } from 'retrysafe/http';
 import type { EventRelay } from 'retrysafe/relays/nats';
 import { principalOf, registerAuth } from './auth.js';
+import { changeCompleterTopic } from './checkout/adjust.js';
+import { changeCompleterHandler } from './checkout/adjust-completer.js';
 import {
   type CheckoutDeps,
   completerTopic,
@@ -36,7 +38,10 @@ function startJobRunner<Tx>(
 ): void {
   const relays = options.relays ?? [];
   const { run = true, graceMs = defaultJobGraceMs, ...settings } = options.jobs ?? {};
-  const handlers: Record<string, JobHandler<Tx>> = { [completerTopic]: completerHandler(checkout) };
+  const handlers: Record<string, JobHandler<Tx>> = {
+    [completerTopic]: completerHandler(checkout),
+    [changeCompleterTopic]: changeCompleterHandler(checkout),
+  };
   // Without a broker the events wait in the outbox (unclaimed) until a relay is configured.
   if (relays.length > 0) handlers[orderPaidTopic] = relayHandler(relays);
   const runner = createJobRunner<Tx>({

@@ -7,10 +7,12 @@ import type { TestHooks } from '../../test-hooks.js';
 import { listRoute } from '../list.js';
 import { createOrderRoute } from './create.js';
 import { readOrderRoute } from './read.js';
+import { replaceOrderRoute } from './replace.js';
 
 export function orderRoutes<Tx>(app: FastifyInstance, deps: CheckoutDeps<Tx>, hooks: TestHooks): void {
   createOrderRoute(app, deps, hooks);
   readOrderRoute(app, deps.data);
+  replaceOrderRoute(app, deps, hooks);
   listRoute(app, {
     path: '/orders',
     summary: 'List orders, oldest first',
