@@ -23,6 +23,8 @@ export interface Provider {
   /** Every charge the provider made for `reference` (an order id). */
   charges(reference: string): Promise<Charge[]>;
   faults(faults: ProviderFaults): Promise<void>;
+  /** How many times each fault was injected since this process started. */
+  injected(): Promise<{ failed: number; reset: number; slowed: number }>;
   /** SIGKILL: the provider is down (connection refused) until `restart()`. */
   kill(): Promise<void>;
   /** Starts it again on the same file and port: it replays every key charged before. */
@@ -98,6 +100,11 @@ export async function startProvider(dir: string): Promise<Provider> {
         body: JSON.stringify(faults),
       });
       if (!response.ok) throw new Error(`POST /_faults: ${response.status} ${await response.text()}`);
+    },
+    async injected() {
+      return (
+        await getJson<{ injected: { failed: number; reset: number; slowed: number } }>(`${url}/_faults`)
+      ).injected;
     },
     kill,
     async restart() {
