@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { ChaosOptionError, defaultOrders, parseChaosOptions } from './options.js';
+import {
+  ChaosOptionError,
+  defaultCompleterDelayMs,
+  defaultOrders,
+  defaultPaymentsFailRate,
+  parseChaosOptions,
+} from './options.js';
 
 describe('parseChaosOptions', () => {
   it('fills every option with its default', () => {
@@ -48,6 +54,25 @@ describe('parseChaosOptions', () => {
     });
   });
 
+  it('keeps the orders scenario without checkout settings, and fills them for a checkout', () => {
+    const orders = parseChaosOptions({}, {}, false);
+    expect(orders.scenario).toBe('orders');
+    expect(orders.checkout).toBeUndefined();
+    const checkout = parseChaosOptions(
+      { scenario: 'checkout', broker: 'rabbitmq', 'abandon-rate': '0.5' },
+      { NATS_URL: 'nats://127.0.0.1:4333' },
+      false,
+    );
+    expect(checkout.checkout).toMatchObject({
+      broker: 'rabbitmq',
+      abandonRate: 0.5,
+      paymentsFailRate: defaultPaymentsFailRate,
+      completerDelayMs: defaultCompleterDelayMs,
+    });
+    expect(checkout.natsUrl).toBe('nats://127.0.0.1:4333');
+    expect(parseChaosOptions({ scenario: 'checkout' }, {}, false).checkout?.broker).toBeUndefined();
+  });
+
   it.each([
     [{ store: 'mysql' }, /--store mysql/],
     [{ orders: '0' }, /--orders 0/],
@@ -61,6 +86,12 @@ describe('parseChaosOptions', () => {
       /--redis-restart-every-ms needs records in Redis/,
     ],
     [{ 'lease-overrun-rate': '1.5' }, /--lease-overrun-rate 1.5/],
+    [{ scenario: 'refunds' }, /--scenario refunds: choose orders or checkout/],
+    [{ broker: 'nats' }, /--broker needs --scenario checkout/],
+    [{ 'abandon-rate': '0.5' }, /--abandon-rate needs --scenario checkout/],
+    [{ scenario: 'checkout', broker: 'kafka' }, /--broker kafka: choose nats or rabbitmq/],
+    [{ scenario: 'checkout', 'payments-fail-rate': '1.2' }, /--payments-fail-rate 1.2/],
+    [{ scenario: 'checkout', 'payments-timeout-ms': '10' }, /--payments-timeout-ms 10/],
   ])('refuses %o', (flags, message) => {
     expect(() => parseChaosOptions(flags, {}, false)).toThrow(ChaosOptionError);
     expect(() => parseChaosOptions(flags, {}, false)).toThrow(message);

@@ -81,7 +81,11 @@ export interface ChaosReport {
 }
 
 /** The checkout's own failures: money or an event gone wrong. Empty for a run without checkout figures. */
-export function checkoutFailures(report: Pick<ChaosReport, 'orders' | 'charges' | 'events'>): string[] {
+export function checkoutFailures(report: {
+  orders: Partial<CheckoutOrderFigures>;
+  charges?: ChargeFigures | undefined;
+  events?: EventFigures | undefined;
+}): string[] {
   const { orders, charges, events } = report;
   const found: string[] = [];
   if (orders.doubleCharged) found.push(`${orders.doubleCharged} double-charged`);
