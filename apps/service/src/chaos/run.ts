@@ -219,7 +219,9 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
     }
     const orders = audited ? { ...figures, ...audited.orders } : figures;
     const report: ChaosReport = {
-      passed: passed(figures, problems) && checkoutFailures({ orders, ...checkoutParts }).length === 0,
+      passed:
+        passed(figures, problems) &&
+        checkoutFailures({ orders: audited?.orders ?? {}, ...checkoutParts }).length === 0,
       runId,
       data: scratch.describe,
       settings,
