@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maxChargeCents } from '../src/checkout/checkout.js';
 import { buildOrder } from '../src/domain/orders.js';
+import { type PaymentsSim, startPaymentsSim } from '../src/payments/sim.js';
 import { api } from './helpers/service.js';
 import {
   type Backend,
@@ -256,5 +257,50 @@ describe('PUT /orders/{id} whose request stalls after the payments', () => {
     expect(after.chargedAmount - before.chargedAmount).toBe(1800);
     const ledger = await service.data.orders.payments('a', order.id);
     expect(ledger.filter((payment) => payment.key === `${order.id}:v1:charge`)).toHaveLength(1);
+  });
+});
+
+describe('PUT /orders/{id} when the provider moved the money but its answer was lost', () => {
+  let sim: PaymentsSim;
+  let service: InProcessService;
+
+  beforeAll(async () => {
+    sim = await startPaymentsSim({ faults: {} });
+    service = await startInProcessService('sqlite', { sim });
+  });
+  afterAll(async () => {
+    await service?.close();
+    await sim?.close();
+  });
+
+  async function setFaults(faults: Record<string, number>): Promise<void> {
+    const response = await fetch(`${sim.url}/_faults`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(faults),
+    });
+    expect(response.status).toBe(200);
+  }
+
+  it('answers 503 with Retry-After, keeps the change pending, and the same PUT again charges nothing more', async () => {
+    const { client } = service;
+    const order = await paidOrder(client, items(['oar', 1, 1100]));
+    const body = items(['oar', 2, 1100]);
+    const before = sim.stats();
+    await setFaults({ resetAfterChargeRate: 1 });
+    const failed = await put(client, order.id, order.etag, body);
+    await setFaults({ resetAfterChargeRate: 0 });
+    expect(failed.status).toBe(503);
+    expect(failed.headers.get('retry-after')).not.toBeNull();
+    // The provider did charge; the order does not show it yet, only the change under way.
+    expect(sim.stats().charges - before.charges).toBe(1);
+    const pending = await client(`/orders/${order.id}`);
+    expect(pending.json).toMatchObject({ version: 1, pendingChange: { version: 2 } });
+    const retried = await put(client, order.id, order.etag, body);
+    expect(retried.status).toBe(200);
+    expect(retried.json).toMatchObject({ version: 2, totalCents: 2200, payment: { paidCents: 2200 } });
+    const after = sim.stats();
+    expect(after.charges - before.charges).toBe(1);
+    expect(after.chargedAmount - before.chargedAmount).toBe(1100);
   });
 });
