@@ -9,7 +9,7 @@ export const shortLeaseMs = 1_500;
 
 export function orderOf(note: string, unitPriceCents: number) {
   return {
-    items: [{ sku: `sku-${note}`, quantity: 1, unitPriceCents }],
+    items: [{ sku: 'checkout-proof', quantity: 1, unitPriceCents }],
     currency: 'EUR',
     note,
   };
