@@ -104,6 +104,11 @@ export const orderSchema = {
       type: ['object', 'null'],
       properties: { status: { type: 'string', enum: ['pending', 'shipped'] } },
     },
+    pendingChange: {
+      type: 'object',
+      description: 'Present while a replacement (PUT) is moving money: the version it will make.',
+      properties: { version: { type: 'integer' } },
+    },
   },
 } as const;
 

@@ -48,7 +48,8 @@ export interface TestHooks {
   /** Inside the write transaction, after the writes: a throw here must roll them back. */
   afterWrites(request: FastifyRequest): Promise<void>;
   /**
-   * At a named point of a multi-step write (`after-order`, `after-charge`, …): holds the request
+   * At a named point of a multi-step write (POST /orders: `after-order`, `after-charge`,
+   * `after-charge-checkpoint`; PUT /orders/{id}: `after-adjust`): holds the request
    * when its `x-test-hold-at` header names the point, for `x-test-hold-ms` (default 30 s), so a
    * crash test can kill the process exactly there.
    */

@@ -36,19 +36,6 @@ declare module 'fastify' {
 
 const json = 'application/json; charset=utf-8';
 
-/** The order as PUT answers it, which also shows a change still under way. */
-const replacedOrderSchema = {
-  ...orderSchema,
-  properties: {
-    ...orderSchema.properties,
-    pendingChange: {
-      type: 'object',
-      description: 'Present while a replacement is moving money: the version it will make.',
-      properties: { version: { type: 'integer' } },
-    },
-  },
-} as const;
-
 export function replaceOrderRoute<Tx>(app: FastifyInstance, deps: CheckoutDeps<Tx>, hooks: TestHooks): void {
   app.decorateRequest('orderChange', null);
   app.put<ReplaceOrder>(
@@ -74,7 +61,7 @@ export function replaceOrderRoute<Tx>(app: FastifyInstance, deps: CheckoutDeps<T
         },
         body: orderInputSchema,
         response: {
-          200: replacedOrderSchema,
+          200: orderSchema,
           204: { type: 'null', description: 'Replaced (Prefer: return=minimal); the new ETag is in ETag.' },
           ...problemResponses(400, 401, 403, 404, 409, 412, 415, 422, 428, 502, 503),
         },
