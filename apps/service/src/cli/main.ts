@@ -62,7 +62,11 @@ export async function main(argv: string[]): Promise<number> {
   return command === undefined || command === 'help' || command === '--help' ? 0 : 2;
 }
 
-/** Exit status 0 when the run found no duplicate and no loss, 1 when it did, 2 for bad options. */
+/**
+ * Exit status 0 when the run found no duplicate and no loss (and, for `--scenario checkout`, no
+ * double charge, unpaid order, orphaned charge, missing or twice-processed event), 1 when it did,
+ * 2 for bad options.
+ */
 async function chaos(args: string[]): Promise<number> {
   let options: ChaosOptions;
   try {
