@@ -170,7 +170,7 @@ export class SqliteOperationStore implements OperationStore<SqliteDatabase> {
     return outcome;
   }
 
-  reap(nowMs: number, limit: number): Promise<number> {
+  async reap(nowMs: number, limit: number): Promise<number> {
     const values = { finishedBeforeMs: nowMs - this.retentionMs, limit: checkReapLimit(limit) };
     return this.unitOfWork.write(() => this.#sql.reap.run(values).changes);
   }
