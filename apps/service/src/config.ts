@@ -114,9 +114,11 @@ export interface CheckoutConfig {
   jobPollIntervalMs: number;
   /** JOBS_LEASE_MS: how long a claimed job is held before another process may take it over. Default 30 s. */
   jobLeaseMs: number;
-  /** NATS_URL: publish events to NATS JetStream (stream NATS_STREAM, default RETRYSAFE_EVENTS, subjects `events.>`). */
+  /** NATS_URL: publish events to NATS JetStream (stream NATS_STREAM, default RETRYSAFE_EVENTS). */
   natsUrl: string | undefined;
   natsStream: string;
+  /** NATS_SUBJECT_PREFIX: events go to `<prefix>.<topic>`, the stream captures `<prefix>.>`. Default `events`. */
+  natsSubjectPrefix: string;
   /** AMQP_URL: publish events to RabbitMQ (topic exchange AMQP_EXCHANGE, default `retrysafe.events`). */
   amqpUrl: string | undefined;
   amqpExchange: string;
@@ -209,10 +211,20 @@ export function resolveServiceConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv)
       jobLeaseMs: timeout('JOBS_LEASE_MS', 30_000, 100),
       natsUrl: env.NATS_URL || undefined,
       natsStream: env.NATS_STREAM || 'RETRYSAFE_EVENTS',
+      natsSubjectPrefix: natsSubjectPrefix(env.NATS_SUBJECT_PREFIX || 'events'),
       amqpUrl: env.AMQP_URL || undefined,
       amqpExchange: env.AMQP_EXCHANGE || 'retrysafe.events',
     },
   };
+}
+
+/** Dot-separated tokens of letters, digits, `_` and `-`: no wildcard, no empty token. */
+function natsSubjectPrefix(value: string): string {
+  if (!/^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$/.test(value))
+    throw new ConfigError(
+      `NATS_SUBJECT_PREFIX=${value} is not a NATS subject prefix: use tokens of letters, digits, _ and - separated by dots (e.g. events or shop.events)`,
+    );
+  return value;
 }
 
 /** `postgres://…` / `postgresql://…` is PostgreSQL; `sqlite:PATH`, `file:PATH` or a bare path is SQLite. */

@@ -3,8 +3,19 @@
 import type { EventRelay } from 'retrysafe/relays/nats';
 import type { CheckoutConfig } from '../config.js';
 
-/** Subjects of the events the NATS relay publishes (`events.<topic>`), captured by the stream. */
-export const natsEventSubjects = ['events.>'];
+/** Events go to `<prefix>.<topic>` (NATS_SUBJECT_PREFIX); the stream captures `<prefix>.>`. */
+export const defaultNatsSubjectPrefix = 'events';
+
+/**
+ * What the stream captures. JetStream lets one stream hold a subject, so services (or test and
+ * chaos runs) sharing a NATS server each need their own prefix.
+ */
+export function natsSubjectsFor(prefix: string): string[] {
+  return [`${prefix}.>`];
+}
+
+/** The subjects with the default prefix. */
+export const natsEventSubjects = natsSubjectsFor(defaultNatsSubjectPrefix);
 /**
  * How long after its first publish an event may be published again: the relay job's whole retry
  * schedule (10 attempts, each at most 10 minutes apart plus a lease). The stream's duplicate
@@ -31,11 +42,18 @@ export async function openRelays(config: CheckoutConfig): Promise<OpenRelays> {
       closers.push(() => connection.close());
       await ensureNatsStream(connection, {
         name: config.natsStream,
-        subjects: natsEventSubjects,
+        subjects: natsSubjectsFor(config.natsSubjectPrefix),
         duplicateWindowMs: natsDuplicateWindowMs,
         retryHorizonMs: eventRetryHorizonMs,
       });
-      relays.push(createNatsRelay({ connection, stream: config.natsStream }));
+      const prefix = config.natsSubjectPrefix;
+      relays.push(
+        createNatsRelay({
+          connection,
+          stream: config.natsStream,
+          subject: (event) => `${prefix}.${event.topic}`,
+        }),
+      );
     }
     if (config.amqpUrl !== undefined) {
       const { createRabbitRelay } = await import('retrysafe/relays/rabbitmq');

@@ -34,55 +34,30 @@ export interface Broker {
 const natsPort = 4222;
 const rabbitPort = 5672;
 
-/** How long a NATS proof waits for another run's stream on `events.>` to go away. */
-const subjectsFreeTimeoutMs = 30_000;
-
 /**
- * The service's stream always captures `events.>` (checkout/relays.ts), and JetStream refuses a
- * second stream on overlapping subjects: while another run (a chaos run, another test) holds
- * one, the service could not start. Waits, bounded, for the subjects to be free.
+ * The stream is created by the service at start; the test deletes it. Its own subject prefix
+ * (NATS_SUBJECT_PREFIX), because JetStream gives a subject to one stream only and other runs
+ * (chaos, another test file) may hold streams on the same server.
  */
-async function waitForEventSubjectsFree(connection: NatsConnection): Promise<void> {
-  const manager = await connection.jetstreamManager();
-  const deadline = Date.now() + subjectsFreeTimeoutMs;
-  for (;;) {
-    const holders: string[] = [];
-    for await (const info of manager.streams.list())
-      if (
-        (info.config.subjects ?? []).some(
-          (subject) => subject === 'events.>' || subject.startsWith('events.'),
-        )
-      )
-        holders.push(info.config.name);
-    if (holders.length === 0) return;
-    if (Date.now() > deadline)
-      throw new Error(
-        `NATS streams ${holders.join(', ')} capture events.> and JetStream allows one stream per subject: the service cannot create its own while they exist (another run is using the server)`,
-      );
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
-/** The stream is created by the service at start (subjects `events.>`); the test deletes it. */
 async function natsBroker(): Promise<Broker> {
-  const stream = `RETRYSAFE_CHECKOUT_${randomBytes(5).toString('hex')}`;
+  const suffix = randomBytes(5).toString('hex');
+  const stream = `RETRYSAFE_CHECKOUT_${suffix}`;
+  const prefix = `checkout-test-${suffix}`;
   const connection: NatsConnection = await connectNats({ servers: `127.0.0.1:${natsPort}` });
-  try {
-    await waitForEventSubjectsFree(connection);
-  } catch (error) {
-    await connection.close();
-    throw error;
-  }
   return {
     name: 'nats',
     port: natsPort,
-    env: (port) => ({ NATS_URL: `nats://127.0.0.1:${port}`, NATS_STREAM: stream }),
+    env: (port) => ({
+      NATS_URL: `nats://127.0.0.1:${port}`,
+      NATS_STREAM: stream,
+      NATS_SUBJECT_PREFIX: prefix,
+    }),
     consume: (ledger, handle, signal) =>
       consumeNats({
         connection,
         stream,
         durable: 'checkout_audit',
-        filterSubject: 'events.order.paid',
+        filterSubject: `${prefix}.order.paid`,
         ledger,
         handle,
         signal,
