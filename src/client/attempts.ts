@@ -45,10 +45,11 @@ export async function run<TData>(
       body,
       timeoutMs: Math.min(config.timeoutMs, remainingMs),
       signal,
+      redirect: config.redirect,
     });
     sent = combineSent(sent, sentOf(outcome));
 
-    if (outcome.type === 'response' && outcome.status >= 200 && outcome.status < 300) {
+    if (outcome.type === 'response' && isSuccess(outcome.status) && outcome.body.type !== 'truncated') {
       return success(
         outcome,
         options.responseSchema as StandardSchemaV1<unknown, TData> | undefined,
@@ -57,10 +58,14 @@ export async function run<TData>(
         path,
       );
     }
-    const judged = judge(outcome, { config, method, path, sent, attempts, safeToRepeat, deadlineBinds });
+    const judged = judge(outcome, { config, method, path, url, sent, attempts, safeToRepeat, deadlineBinds });
     const error: ClientError = { ...judged.error, ...keyField };
     last = error;
-    if (!judged.retry) return fail({ ...error, message: explainNoRetry(error, method, idempotencyKey) });
+    if (!judged.retry)
+      return fail({
+        ...error,
+        message: explainNoRetry(error, method, idempotencyKey, config.fetchMayResend),
+      });
     if (attempts >= config.maxAttempts) {
       return fail({ ...error, message: `${error.message} (gave up after ${attempts} attempts)` });
     }
@@ -115,4 +120,9 @@ function sleep(delayMs: number, signal: AbortSignal | undefined): Promise<boolea
     }, delayMs);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** 2xx, and a 304: the answer to a conditional GET that what the caller holds is still current. */
+function isSuccess(status: number): boolean {
+  return (status >= 200 && status < 300) || status === 304;
 }

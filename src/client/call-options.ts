@@ -15,6 +15,14 @@ export interface CallOptions<TData = unknown> {
   responseSchema?: StandardSchemaV1<unknown, TData>;
 }
 
+export interface GetOptions<TData = unknown> extends CallOptions<TData> {
+  /**
+   * The ETag(s) of the copy you hold: a 304 then succeeds with `notModified: true` and no data,
+   * so you keep using your copy.
+   */
+  ifNoneMatch?: string;
+}
+
 export interface WriteOptions<TData = unknown> extends CallOptions<TData> {
   /** Checks the body before anything is sent; failure is `invalid_input` with field errors. */
   schema?: StandardSchemaV1;
@@ -52,4 +60,7 @@ export interface UpdateOptions<TData = unknown> extends Omit<WriteOptions<TData>
  * Receives a private copy of the current representation; mutate it or return the new body (it may
  * be async). It runs again after a concurrent edit, so derive the change from what it is given.
  */
-export type Change<TData> = (current: TData) => TData | undefined | Promise<TData | undefined>;
+// `void` is deliberate: a callback that only mutates its argument returns void, and TypeScript
+// does not let `void` stand in for `undefined`, so without it the documented "mutate it" form fails.
+// biome-ignore lint/suspicious/noConfusingVoidType: void is the return type of a mutating callback.
+export type Change<TData> = (current: TData) => TData | undefined | void | Promise<TData | undefined | void>;

@@ -3,9 +3,9 @@
 
 import { type Budget, run } from './attempts.js';
 import type {
-  CallOptions,
   Change,
   DeleteOptions,
+  GetOptions,
   PostOptions,
   PutOptions,
   UpdateOptions,
@@ -16,7 +16,7 @@ import type { Result } from './result.js';
 import { update } from './update.js';
 
 export interface Client {
-  get<TData = unknown>(path: string, options?: CallOptions<TData>): Promise<Result<TData>>;
+  get<TData = unknown>(path: string, options?: GetOptions<TData>): Promise<Result<TData>>;
   post<TData = unknown>(path: string, body: unknown, options?: PostOptions<TData>): Promise<Result<TData>>;
   put<TData = unknown>(path: string, body: unknown, options?: PutOptions<TData>): Promise<Result<TData>>;
   delete<TData = unknown>(path: string, options?: DeleteOptions<TData>): Promise<Result<TData>>;

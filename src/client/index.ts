@@ -5,6 +5,7 @@ export type {
   CallOptions,
   Change,
   DeleteOptions,
+  GetOptions,
   PostOptions,
   PutOptions,
   Query,
@@ -25,6 +26,7 @@ export {
   type RetryInfo,
   type RetryOptions,
 } from './options.js';
+export type { RedirectPolicy } from './redirects.js';
 export type {
   ClientError,
   ErrorKind,

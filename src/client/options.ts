@@ -1,6 +1,8 @@
 // Client options as the caller writes them, and the one place they are checked and filled
 // with defaults. Bad options are programmer errors, so this is where the client throws.
 
+import { fetchMayResendWrites } from './platform.js';
+import { type RedirectPolicy, redirectPolicies } from './redirects.js';
 import type { ClientError } from './result.js';
 
 /** Per attempt: long enough for a slow write, short enough that a hung socket is noticed. */
@@ -59,6 +61,13 @@ export interface ClientOptions {
    * A POST without a key is never retried once it may have been sent.
    */
   autoIdempotencyKey?: boolean;
+  /**
+   * `same-origin` (default) follows only redirects that stay on `baseUrl`'s origin, so headers you
+   * configured (an `x-api-key`) never reach another origin; `follow` is fetch's own behaviour,
+   * which drops only `Authorization`. Browsers hide a redirect's target from `same-origin`, so
+   * there a redirect is a `bad_response` failure unless you choose `follow`.
+   */
+  redirect?: RedirectPolicy;
 }
 
 export interface NormalizedOptions {
@@ -72,6 +81,9 @@ export interface NormalizedOptions {
   maxDelayMs: number;
   onRetry: ((info: RetryInfo) => void) | undefined;
   autoIdempotencyKey: boolean;
+  redirect: RedirectPolicy;
+  /** Whether fetch may repeat a write by itself (browsers), so messages must not promise it ran once. */
+  fetchMayResend: boolean;
 }
 
 export function normalizeOptions(options: ClientOptions): NormalizedOptions {
@@ -117,7 +129,14 @@ export function normalizeOptions(options: ClientOptions): NormalizedOptions {
     maxDelayMs: nonNegative('retry.maxDelayMs', retry.maxDelayMs ?? defaultMaxDelayMs),
     onRetry: options.onRetry,
     autoIdempotencyKey: options.autoIdempotencyKey ?? true,
+    redirect: options.redirect ?? 'same-origin',
+    fetchMayResend: fetchMayResendWrites(),
   };
+  if (!redirectPolicies.includes(normalized.redirect)) {
+    throw new TypeError(
+      `createClient: redirect must be 'same-origin' or 'follow', got ${String(normalized.redirect)}`,
+    );
+  }
   if (normalized.onRetry !== undefined && typeof normalized.onRetry !== 'function') {
     throw new TypeError('createClient: onRetry must be a function');
   }

@@ -4,6 +4,7 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { validateInput } from './body.js';
 import type { NormalizedOptions } from './options.js';
+import { crossOriginTarget } from './redirects.js';
 import {
   type ClientError,
   defaultMessage,
@@ -17,12 +18,14 @@ import {
   type Sent,
 } from './result.js';
 import { mayRetryFailure, parseRetryAfterMs, sentForStatus } from './retry.js';
-import type { AttemptOutcome } from './transport.js';
+import type { AttemptOutcome, ParsedBody } from './transport.js';
 
 export interface JudgeContext {
   config: NormalizedOptions;
   method: string;
   path: string;
+  /** The URL the call was sent to, to tell a redirect elsewhere from one within the origin. */
+  url: string;
   sent: Sent;
   attempts: number;
   safeToRepeat: boolean;
@@ -73,6 +76,7 @@ export async function success<TData>(
     data: data as TData,
     location: headers.get('location') ?? undefined,
     etag: headers.get('etag') ?? undefined,
+    notModified: status === 304,
     replayed: headers.get('idempotent-replayed')?.trim().toLowerCase() === 'true',
     attempts,
     headers,
@@ -135,6 +139,18 @@ export function judge(
         retry,
       };
     }
+    case 'hidden-redirect':
+      return {
+        error: {
+          kind: 'bad_response',
+          message:
+            "The server redirected, and the browser hides where to, so the client could not check that it stays on its origin and did not follow it. Call the final URL, or choose redirect: 'follow' if every origin it may lead to may see your headers.",
+          sent: 'yes',
+          retryable: false,
+          attempts,
+        },
+        retry: false,
+      };
     case 'response':
       return judgeResponse(outcome, context);
   }
@@ -151,12 +167,30 @@ function judgeResponse(
   const retry = mayRetryFailure({ status, inUse }, context.safeToRepeat);
   const retryAfterMs = parseRetryAfterMs(headers.get('retry-after'), Date.now());
 
+  if (body.type === 'truncated') return judgeTruncated(outcome, body, context);
+  const elsewhere = status >= 300 && status < 400 ? crossOriginTarget(headers, context.url) : undefined;
+  if (elsewhere !== undefined) {
+    const error: ClientError = {
+      kind: 'bad_response',
+      status,
+      message: `The server redirected (HTTP ${status}) to another origin, ${elsewhere}; the client did not follow it, so your headers and credentials were not sent there. Call it yourself if you trust it.`,
+      sent: context.sent,
+      retryable: false,
+      attempts: context.attempts,
+      location: headers.get('location') ?? elsewhere,
+    };
+    return { error, retry: false };
+  }
   let kind: ErrorKind;
   let message: string;
-  if (body.type === 'unreadable') {
-    // An HTML error page from a proxy, or broken JSON: we will not guess what it means.
+  if (body.type === 'unreadable' && status >= 500) {
+    // A proxy's HTML error page: the body is unreadable but the status says all we need.
+    kind = 'server';
+    message = `${defaultMessage('server', status, context.path).slice(0, -1)}; it sent ${body.reason} (often a proxy or gateway error page).`;
+  } else if (body.type === 'unreadable') {
+    // An HTML page or broken JSON where an answer was expected: we will not guess what it means.
     kind = 'bad_response';
-    message = `The server answered HTTP ${status} with ${body.reason}${status >= 500 ? ' (often a proxy or gateway error page)' : ''}.`;
+    message = `The server answered HTTP ${status} with ${body.reason}.`;
   } else {
     kind = kindForStatus(status, problemType, inUse);
     message = messageFor(kind, status, problem, context.path);
@@ -172,6 +206,40 @@ function judgeResponse(
     ...(problem === undefined ? {} : { problem }),
     ...(fieldErrors === undefined ? {} : { fieldErrors }),
     ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+  };
+  return { error, retry };
+}
+
+/**
+ * The answer's head arrived and its body was cut off. The status is the server's word on what it
+ * did (a 201 means it acted), so it is kept with `Location` and `ETag`; only the body is missing.
+ */
+function judgeTruncated(
+  outcome: Extract<AttemptOutcome, { type: 'response' }>,
+  body: Extract<ParsedBody, { type: 'truncated' }>,
+  context: JudgeContext,
+): { error: ClientError; retry: boolean } {
+  const { status, headers } = outcome;
+  const location = headers.get('location') ?? undefined;
+  const etag = headers.get('etag') ?? undefined;
+  const acted = status >= 200 && status < 300;
+  const code = body.code === undefined ? '' : ` (${body.code})`;
+  const where = location === undefined ? '' : ` The resource is at ${location}.`;
+  const message = acted
+    ? `The server accepted the request (HTTP ${status}), but the connection broke before its answer's body was complete${code}.${where}`
+    : `The server answered HTTP ${status}, but the connection broke before the body was complete${code}.`;
+  // Repeating is as safe as the request: a keyed POST gets the stored answer back in full.
+  const retry = context.safeToRepeat;
+  const error: ClientError = {
+    kind: acted ? 'network' : kindForStatus(status, '', false),
+    status,
+    message,
+    sent: context.sent,
+    retryable: retry,
+    attempts: context.attempts,
+    cause: body.cause,
+    ...(location === undefined ? {} : { location }),
+    ...(etag === undefined ? {} : { etag }),
   };
   return { error, retry };
 }
@@ -219,6 +287,7 @@ export function explainNoRetry(
   error: ClientError,
   method: string,
   idempotencyKey: string | undefined,
+  fetchMayResend: boolean,
 ): string {
   if (
     method === 'POST' &&
@@ -226,6 +295,10 @@ export function explainNoRetry(
     error.sent === 'maybe' &&
     (error.kind === 'timeout' || error.kind === 'network')
   ) {
+    if (fetchMayResend) {
+      // Seen in Chromium: a reset keep-alive socket made the browser send the POST again itself.
+      return `${error.message} This client did not retry it (a POST without an Idempotency-Key could act twice), but the browser may have re-sent it on its own, so it may have taken effect more than once. Check before trying again; in a browser only an Idempotency-Key protects a POST.`;
+    }
     return `${error.message} It was not retried: a POST without an Idempotency-Key could act twice. Check whether it took effect before trying again.`;
   }
   if (error.attempts > 1 && (error.kind === 'not_found' || error.kind === 'precondition_failed')) {
@@ -247,6 +320,8 @@ export function sentOf(outcome: AttemptOutcome): Sent {
   switch (outcome.type) {
     case 'response':
       return sentForStatus(outcome.status);
+    case 'hidden-redirect':
+      return 'yes';
     case 'timeout':
       return 'maybe';
     case 'aborted':

@@ -1,24 +1,28 @@
 // One logical call made ready to send, once for all its attempts: the URL, the headers, one
 // idempotency key, and the body validated and encoded. Programmer errors throw here.
 
-import { encodeBody, validateInput } from './body.js';
+import { encodeBody, UnsendableBodyError, validateInput } from './body.js';
 import type { PostOptions, Query, WriteOptions } from './call-options.js';
 import { assertIdempotencyKey, newIdempotencyKey } from './keys.js';
+import { isNativeBody, type WireBody } from './native-body.js';
 import type { NormalizedOptions } from './options.js';
 import { describeFieldError, type Failure, fail } from './result.js';
 
 export interface Call {
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   path: string;
   body: unknown;
-  options: WriteOptions & PostOptions & { ifMatch?: string; ifNoneMatch?: '*' };
+  /** `ifNoneMatch` is an ETag list on reads, and only `*` (create only) on writes. */
+  options: WriteOptions & PostOptions & { ifMatch?: string; ifNoneMatch?: string };
 }
 
 export interface PreparedRequest {
   url: string;
   /** Sent by every attempt; the attempt loop only sets `x-retry-count` on it. */
   headers: Headers;
-  body: string | undefined;
+  body: WireBody | undefined;
+  /** A stream body: fetch consumes it, so the call must not send it again. */
+  streamed: boolean;
   signal: AbortSignal | undefined;
   idempotencyKey: string | undefined;
   /** Spread into every result, so a caller can retry by hand with the same key. */
@@ -41,8 +45,11 @@ export async function prepareCall(
   headers.set('accept', 'application/json, application/problem+json');
   if (options.ifMatch !== undefined) headers.set('if-match', options.ifMatch);
   if (options.ifNoneMatch !== undefined) {
-    if (options.ifNoneMatch !== '*') throw new TypeError("ifNoneMatch only supports '*' (create only)");
-    headers.set('if-none-match', '*');
+    const isRead = method === 'GET' || method === 'HEAD';
+    if (!isRead && options.ifNoneMatch !== '*') {
+      throw new TypeError("ifNoneMatch on a write only supports '*' (create only)");
+    }
+    headers.set('if-none-match', options.ifNoneMatch);
   }
 
   // The key exists before the first attempt, so every retry carries the same one.
@@ -70,8 +77,10 @@ export async function prepareCall(
 
   let payload = call.body;
   if (options.schema !== undefined) {
-    if (payload instanceof URLSearchParams) {
-      throw new TypeError('schema cannot check URLSearchParams; pass a plain object with form: true');
+    if (payload instanceof URLSearchParams || isNativeBody(payload)) {
+      throw new TypeError(
+        'schema checks plain values only; pass a plain object (with form: true for a form)',
+      );
     }
     const checked = await validateInput(options.schema, payload);
     if (!checked.ok) {
@@ -87,10 +96,28 @@ export async function prepareCall(
     }
     payload = checked.value;
   }
-  const encoded = encodeBody(payload, options.form === true);
+  let encoded: Awaited<ReturnType<typeof encodeBody>>;
+  try {
+    encoded = await encodeBody(payload, {
+      form: options.form === true,
+      contentType: headers.get('content-type') ?? undefined,
+      mayRepeat: config.maxAttempts > 1,
+    });
+  } catch (error) {
+    if (!(error instanceof UnsendableBodyError)) throw error;
+    return fail({
+      kind: 'invalid_input',
+      message: `The body cannot be sent: ${error.message}. Nothing was sent.`,
+      sent: 'no',
+      retryable: false,
+      attempts: 0,
+      ...keyField,
+    });
+  }
   if (encoded.contentType !== undefined) headers.set('content-type', encoded.contentType);
 
-  return { ok: true, request: { url, headers, body: encoded.body, signal, idempotencyKey, keyField } };
+  const { body, streamed } = encoded;
+  return { ok: true, request: { url, headers, body, streamed, signal, idempotencyKey, keyField } };
 }
 
 function resolveUrl(config: NormalizedOptions, path: string, query: Query | undefined): string {

@@ -72,17 +72,23 @@ export interface ClientError {
   attempts: number;
   /** The underlying exception for network failures, for logs. */
   cause?: unknown;
+  /** `Location` of the last response, when it sent one (e.g. a 201 whose body was cut off). */
+  location?: string;
+  /** `ETag` of the last response, when it sent one. */
+  etag?: string;
 }
 
 export interface Success<TData> {
   ok: true;
   status: number;
-  /** The parsed JSON body; `undefined` when the response had none (204). */
+  /** The parsed JSON body; `undefined` when the response had none (204, 304). */
   data: TData;
   /** The `Location` header as sent (usually a path such as `/users/42`). */
   location: string | undefined;
   /** The `ETag` header as sent, quotes included; pass it back as `ifMatch`. */
   etag: string | undefined;
+  /** True for a 304 answer to a conditional GET: what you hold (`ifNoneMatch`) is still current; `data` is undefined. */
+  notModified: boolean;
   /** True when the server replayed the stored answer to an earlier attempt with the same key. */
   replayed: boolean;
   attempts: number;

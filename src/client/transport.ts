@@ -1,28 +1,35 @@
 // One HTTP attempt: fetch under a per-attempt time limit and the caller's signal, then the body
 // read only if its content type says JSON. It reports what happened; it decides nothing.
 
+import type { WireBody } from './native-body.js';
 import { classifyNetworkFailure } from './network.js';
 import type { FetchLike } from './options.js';
+import { maxRedirects, type RedirectPolicy, sameOriginHop } from './redirects.js';
 
 export interface AttemptRequest {
   fetch: FetchLike;
   url: string;
   method: string;
   headers: Headers;
-  body: string | undefined;
+  body: WireBody | undefined;
   /** Already the smaller of the per-attempt timeout and what is left of the deadline. */
   timeoutMs: number;
   signal: AbortSignal | undefined;
+  redirect: RedirectPolicy;
 }
 
 export type ParsedBody =
   | { type: 'none' }
   | { type: 'json'; value: unknown }
   /** A body we refuse to interpret: wrong content type (an HTML error page) or broken JSON. */
-  | { type: 'unreadable'; contentType: string | undefined; reason: string };
+  | { type: 'unreadable'; contentType: string | undefined; reason: string }
+  /** The status and headers arrived, then the connection broke before the body was complete. */
+  | { type: 'truncated'; code: string | undefined; cause: unknown };
 
 export type AttemptOutcome =
   | { type: 'response'; status: number; headers: Headers; body: ParsedBody }
+  /** A browser under `redirect: 'manual'` hides a redirect's status and target (an opaque redirect). */
+  | { type: 'hidden-redirect' }
   | { type: 'timeout' }
   | { type: 'aborted'; sent: 'no' | 'maybe'; reason: unknown }
   | { type: 'network'; sent: 'no' | 'maybe'; code: string | undefined; cause: unknown };
@@ -47,21 +54,55 @@ export async function sendAttempt(request: AttemptRequest): Promise<AttemptOutco
 
   let response: Response | undefined;
   try {
-    const init: RequestInit = { method: request.method, headers: request.headers, signal: controller.signal };
-    if (request.body !== undefined) init.body = request.body;
-    response = await request.fetch(request.url, init);
+    response = await fetchFollowing(request, controller.signal);
+    if (response.type === 'opaqueredirect') {
+      await response.body?.cancel();
+      return { type: 'hidden-redirect' };
+    }
     // The body is read under the same limit: a server that sends headers and then stalls is a timeout too.
     const body = await readBody(response, request.method);
     return { type: 'response', status: response.status, headers: response.headers, body };
   } catch (error) {
     if (stoppedBy === 'timeout') return { type: 'timeout' };
     if (stoppedBy === 'caller') return { type: 'aborted', sent: 'maybe', reason: request.signal?.reason };
-    // Headers arrived, so the request was delivered; only the rest of the answer was lost.
-    if (response !== undefined) return { type: 'network', sent: 'maybe', code: undefined, cause: error };
+    if (response !== undefined) {
+      // The status line and headers arrived, so the server acted and said how; keep what it said.
+      const { code } = classifyNetworkFailure(error);
+      const body: ParsedBody = { type: 'truncated', code, cause: error };
+      return { type: 'response', status: response.status, headers: response.headers, body };
+    }
     return { type: 'network', ...classifyNetworkFailure(error), cause: error };
   } finally {
     clearTimeout(timer);
     request.signal?.removeEventListener('abort', onCallerAbort);
+  }
+}
+
+/** fetch, following redirects itself under `same-origin` (at most `maxRedirects` hops, as fetch). */
+async function fetchFollowing(request: AttemptRequest, signal: AbortSignal): Promise<Response> {
+  const origin = new URL(request.url).origin;
+  let { url, method, headers, body } = request;
+  for (let hop = 0; ; hop++) {
+    const init: RequestInit = {
+      method,
+      headers,
+      signal,
+      redirect: request.redirect === 'follow' ? 'follow' : 'manual',
+    };
+    if (body !== undefined) init.body = body;
+    // Node's fetch sends a stream only when told it is half-duplex; browsers accept the same flag.
+    if (body instanceof ReadableStream) (init as RequestInit & { duplex: 'half' }).duplex = 'half';
+    const response = await request.fetch(url, init);
+    if (request.redirect === 'follow' || hop >= maxRedirects) return response;
+    const next = sameOriginHop(response, url, method, origin);
+    if (next === undefined) return response;
+    await response.body?.cancel();
+    if (!next.keepsBody && body !== undefined) {
+      body = undefined;
+      headers = new Headers(headers);
+      headers.delete('content-type');
+    }
+    ({ url, method } = next);
   }
 }
 

@@ -45,7 +45,8 @@ export async function update<TData>(
     }
     const draft = structuredClone(read.data);
     const returned = await change(draft);
-    const body = returned === undefined ? draft : returned;
+    // A mutating callback returns nothing (void, undefined at run time): then the draft is the new body.
+    const body = returned === undefined ? draft : (returned as TData);
     const writeOptions: Call['options'] = { ...readOptions, ifMatch: read.etag };
     if (schema !== undefined) writeOptions.schema = schema;
     if (form !== undefined) writeOptions.form = form;

@@ -240,14 +240,15 @@ describe('cancellation', () => {
 });
 
 describe('responses that are not what they claim', () => {
-  it('turns an HTML 502 page into bad_response, and retries it for a GET', async () => {
+  it('turns an HTML 502 page into server (the status says enough), and retries it for a GET', async () => {
     server = await startFaultServer((_req, res) => {
       res.writeHead(502, { 'content-type': 'text/html' });
       res.end('<html><body><h1>502 Bad Gateway</h1></body></html>');
     });
     const result = await clientFor(server.url).get('/users/1');
     expect(server.requests).toHaveLength(3);
-    expect(!result.ok && result.error).toMatchObject({ kind: 'bad_response', status: 502, sent: 'maybe' });
+    expect(!result.ok && result.error).toMatchObject({ kind: 'server', status: 502, sent: 'maybe' });
+    expect(!result.ok && result.error.message).toMatch(/HTTP 502.*proxy or gateway error page/);
     expect(!result.ok && result.error.problem).toBeUndefined();
   });
 

@@ -14,6 +14,8 @@ export interface SeenRequest {
   path: string;
   headers: IncomingMessage['headers'];
   body: string;
+  /** The body's bytes as received, for binary uploads. */
+  raw: Buffer;
 }
 
 export interface TestServer {
@@ -28,13 +30,17 @@ export type FaultHandler = (request: SeenRequest, response: ServerResponse, inde
 export async function startFaultServer(handler: FaultHandler): Promise<TestServer> {
   const requests: SeenRequest[] = [];
   const server = createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => {
-      body += chunk;
-    });
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      const seen = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body };
+      const raw = Buffer.concat(chunks);
+      const seen = {
+        method: req.method ?? '',
+        path: req.url ?? '',
+        headers: req.headers,
+        body: raw.toString(),
+        raw,
+      };
       requests.push(seen);
       handler(seen, res, requests.length - 1);
     });
@@ -79,6 +85,7 @@ export async function startDroppingProxy(
         path: req.url ?? '',
         headers: req.headers,
         body: body.toString(),
+        raw: body,
       };
       requests.push(seen);
       const drop = dropResponse(seen, requests.length - 1);
