@@ -106,13 +106,17 @@ export class StepRunner<Tx> {
       this.#openStep = name;
       try {
         if (checkpoints.sharesTransaction) {
-          return await checkpoints.transaction(async (tx) => {
-            const result = asJson(await work(tx));
-            const data = this.#with(name, result);
-            if (!(await checkpoints.save(data, tx))) throw checkpoints.lost('rolled-back');
-            this.#data = data;
-            return result as T;
+          let saved: RecordData | undefined;
+          const result = await checkpoints.transaction(async (tx) => {
+            const produced = asJson(await work(tx));
+            saved = this.#with(name, produced);
+            if (!(await checkpoints.save(saved, tx))) throw checkpoints.lost('rolled-back');
+            return produced;
           });
+          // Only once the transaction committed: a failed COMMIT must not leave a later
+          // checkpoint claiming this step finished.
+          this.#data = saved!;
+          return result as T;
         }
         const result = asJson(await checkpoints.transaction(async (tx) => work(tx)));
         await this.#checkpoint(name, result, 'may-be-kept');

@@ -4,7 +4,7 @@
 // 500 said "nothing was saved" where the store cannot know (records outside the transaction).
 // And steps on a store that cannot checkpoint are refused before any of their work runs.
 import { describe, expect, it } from 'vitest';
-import { ConflictError } from '../http/problem.js';
+import { ConflictError, ServiceUnavailableError } from '../http/problem.js';
 import { createMemoryStore } from '../stores/memory.js';
 import { StepsUnsupportedError } from './engine.js';
 import { createLifecycle, type NeutralRequest } from './lifecycle.js';
@@ -25,6 +25,20 @@ function request(key: string): NeutralRequest {
 }
 
 describe('the request lifecycle settles honestly', () => {
+  it('answers a 503 after a finished step with its status and Retry-After, never with "nothing was saved"', async () => {
+    const lifecycle = createLifecycle({ store: createMemoryStore() });
+    const failed = await lifecycle.handle(request('k-steps'), { mode: 'required' }, async (ctx) => {
+      await ctx.step('order', () => 'o-1');
+      throw new ServiceUnavailableError('The provider is down; nothing was saved.', 3);
+    });
+    expect(failed.response.status).toBe(503);
+    expect(failed.response.headers['retry-after']).toBe('3');
+    const body = JSON.parse(decoder.decode(failed.response.body)) as { detail: string; type: string };
+    expect(body.detail).not.toMatch(/nothing was saved/);
+    expect(body.detail).toMatch(/steps it had finished are kept/);
+    expect(body.type).toBe('urn:retrysafe:problem:service-unavailable');
+  });
+
   it('answers with the committed answer when the handler throws after its commit, and replays it', async () => {
     const lifecycle = createLifecycle({ store: createMemoryStore() });
     const first = await lifecycle.handle(request('k1'), { mode: 'required' }, async (ctx) => {

@@ -6,7 +6,7 @@
 // translate these shapes for their framework; none of them decides anything here.
 import { randomUUID } from 'node:crypto';
 import { type StepCall, StepRunner } from '../effects/steps.js';
-import { ProblemError } from '../http/problem.js';
+import { ProblemError, problemTypePrefix } from '../http/problem.js';
 import {
   createIdempotencyEngine,
   type DeliveryGuarantee,
@@ -300,10 +300,29 @@ export class RequestLifecycle<Tx = never> {
     }
   }
 
-  /** `problem`, except that a 500 after a finished step never says nothing was saved. */
+  /**
+   * `problem`, except that after a finished step no 5xx says nothing was saved: a 503's status
+   * and `Retry-After` stay, its detail says the finished steps were kept.
+   */
   #failure(error: unknown, stepsFinished: boolean): StoredResponse {
-    if (!stepsFinished || error instanceof ProblemError) return this.problem(error);
-    return serverErrorResponse(false);
+    if (!stepsFinished) return this.problem(error);
+    if (!(error instanceof ProblemError)) return serverErrorResponse(false);
+    if (error.status < 500) return this.problem(error);
+    return problemResponse(
+      new ProblemError({
+        status: error.status,
+        // The slug again (the constructor adds the prefix), so clients match the same type.
+        type: error.type.startsWith(problemTypePrefix)
+          ? error.type.slice(problemTypePrefix.length)
+          : error.type,
+        title: error.title,
+        extensions: error.extensions,
+        // Not the error's own detail: it may say nothing was saved, which finished steps make false.
+        detail: `${error.title}: this attempt stopped part way. The steps it had finished are kept and will not run again; retry with the same ${this.#displayName} to finish the rest.`,
+        headers: error.headers,
+        cause: error,
+      }),
+    );
   }
 
   async #runUnkeyed(handler: RequestHandler<Tx>): Promise<HandledResponse> {

@@ -158,25 +158,31 @@ return 1
 
 // KEYS[1] the scope's set of records (member: record key, score: until when it counts); ARGV
 // member, counts-until (ms), now (ms), max records. Forgets lapsed members, then admits the
-// record if it is already counted (moving its end later, never earlier) or the scope has room.
+// record if it is already counted or the scope has room.
 // Returns 2 when it added the member, 1 when it was counted already, 0 when the scope is full.
 // One script per scope: exact under any concurrency.
 const reserveScript = script(`
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if score then
-  if tonumber(ARGV[2]) > tonumber(score) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
-  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) - tonumber(ARGV[3]) then
-    redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-  end
-  return 1
-end
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 1 end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) - tonumber(ARGV[3]) then
   redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 end
 return 2
+`);
+
+// KEYS[1] the scope's set; ARGV member, counts-until (ms), now (ms). After a takeover that
+// kept the record alive longer: moves the member's end later (never earlier).
+const extendScript = script(`
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(ARGV[2]) > tonumber(score) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) - tonumber(ARGV[3]) then
+    redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+  end
+end
+return 1
 `);
 
 /** A claim that keeps meeting concurrent changes to its record gives up after this many rounds. */
@@ -215,7 +221,17 @@ export class RedisIdempotencyStore implements IdempotencyStore<never> {
       if (counted === undefined) return { claimed: false, scopeFull: true };
     }
     try {
-      return await this.#claimRecord(key, input, expireAt);
+      const result = await this.#claimRecord(key, input, expireAt);
+      // Only a claim that won moves the count's end (a replay or a refusal keeps no record alive).
+      if (counted === 'already' && result.claimed) {
+        // Best effort: the claim is won; a failure here only ends the count a little early.
+        await this.#run(extendScript, this.scopeSetFor(input.scopeLimit!.scope), [
+          key,
+          expireAt,
+          String(Math.floor(input.nowMs)),
+        ]).catch(() => {});
+      }
+      return result;
     } catch (error) {
       // The claim failed after this call counted a new member: uncount it unless the record
       // exists after all (a concurrent claim of the same key made it), so failures leave no
@@ -228,7 +244,8 @@ export class RedisIdempotencyStore implements IdempotencyStore<never> {
   /**
    * Counts the record in its scope before the claim (another slot, so its own script): a key
    * already counted is admitted again and counts on, a new one only while there is room. A
-   * member counts until its latest claim's retention ends (a takeover moves that end later).
+   * member counts until its latest winning claim's retention ends (a takeover moves that end
+   * later; a replay or a refused claim does not).
    * A completion restarts retention a run's duration after its claim, so a record may outlive
    * its member by that long (milliseconds, or up to a lease for a slow run): the bound is on
    * floods, not an exact quota. Undefined: the scope is full and the key holds no live record.

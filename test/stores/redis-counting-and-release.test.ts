@@ -5,7 +5,8 @@
 //   and released it again, throwing that run's checkpoint away;
 // - phantom counts: a claim that failed after counting its key left the key counted;
 // - under-counts: a member counted until its first claim's retention ended even when a later
-//   takeover kept the record alive longer, so the scope could hold more than its bound.
+//   takeover kept the record alive longer, so the scope could hold more than its bound; and,
+//   the other way, a refused claim or a replay must not keep a record counted past its end.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -151,5 +152,27 @@ describe('redis store: release markers and scope counting', () => {
     expect(await claim(65_000, 'k2')).toEqual({ claimed: false, scopeFull: true });
     // After the takeover's retention, the place is free again.
     expect((await claim(90_000, 'k3')).claimed).toBe(true);
+  });
+
+  it('does not keep counting a record past its end because a claim of its key was refused', async () => {
+    const store = createRedisStore({ client, prefix: `${filePrefix}${++stores}:` });
+    const scopeLimit = { scope: 'tenant-3', maxRecords: 1 };
+    const base = Date.now();
+    const claimAt = (at: number, scopeKey: string, fingerprint = 'f1') =>
+      store.claim(
+        claimInput({
+          scopeKey,
+          fingerprint,
+          scopeLimit,
+          nowMs: base + at,
+          leaseExpiresAtMs: base + at + 1_000,
+          expiresAtMs: base + at + 60_000,
+        }),
+      );
+    expect((await claimAt(0, 'k1')).claimed).toBe(true);
+    // Another body with the same key, while the claim holds it: refused, nothing kept alive.
+    expect((await claimAt(30_000, 'k1', 'f2')).claimed).toBe(false);
+    // After k1's own retention the scope has room again.
+    expect((await claimAt(61_000, 'k2')).claimed).toBe(true);
   });
 });

@@ -73,6 +73,8 @@ export class JobExecution<Tx> {
   async release(reason: Error): Promise<void> {
     if (this.#settled || this.#completed) return;
     this.#released = true;
+    // A handler that ignores its aborted signal must not keep renewing (nor keep the process alive).
+    clearInterval(this.#heartbeat);
     if (!this.#controller.signal.aborted) this.#controller.abort(reason);
     await this.#write('release', async () => {
       if (await this.#settings.queue.release(this.#lease, this.#settings.now()))

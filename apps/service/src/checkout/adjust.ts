@@ -25,7 +25,7 @@ import {
   withPendingChange,
 } from '../domain/orders.js';
 import { PaymentsRejectedError } from '../payments/errors.js';
-import { type CheckoutDeps, checkChargeable } from './checkout.js';
+import { type CheckoutDeps, checkChargeable, serviceJobMaxAttempts } from './checkout.js';
 
 /** The job that applies a change whose client gave up after reserving it. */
 export const changeCompleterTopic = 'order.change.complete';
@@ -237,6 +237,7 @@ export async function reserveChange<Tx>(
     id: derivedId(orderId, `${changeCompleterTopic}:v${change.version}`),
     payload,
     runAt: Date.now() + deps.completerDelayMs,
+    maxAttempts: serviceJobMaxAttempts,
   });
   return { kind: 'resume', order: reserved, change };
 }

@@ -18,6 +18,14 @@ export const orderPaidTopic = 'order.paid';
 /** How long a checkout may stay unfinished before the completer finishes it. Default 60 s. */
 export const defaultCompleterDelayMs = 60_000;
 
+/**
+ * Attempts of the service's own jobs (completers, events): enough to outlast a provider or a
+ * broker down for days (at the backoff's 10-minute cap, about 7 days) instead of going dead
+ * after the runner's default 10 (about 8.5 minutes). An event published again after the
+ * stream's duplicate window is stored twice; the consumer helper's ledger skips it.
+ */
+export const serviceJobMaxAttempts = 1_000;
+
 export interface CheckoutDeps<Tx> {
   data: ServiceData<Tx>;
   payments: PaymentsClient;
@@ -62,6 +70,7 @@ export async function placeOrder<Tx>(
     id: derivedId(order.id, completerTopic),
     payload,
     runAt: Date.now() + deps.completerDelayMs,
+    maxAttempts: serviceJobMaxAttempts,
   });
   return stored;
 }
@@ -158,6 +167,11 @@ export async function finishCheckout<Tx>(
     chargeId: charge.chargeId,
     paidAt: paid.paidAt!,
   };
-  await jobs.enqueue(tx, { topic: orderPaidTopic, id: orderPaidEventId(orderId), payload: event });
+  await jobs.enqueue(tx, {
+    topic: orderPaidTopic,
+    id: orderPaidEventId(orderId),
+    payload: event,
+    maxAttempts: serviceJobMaxAttempts,
+  });
   return { ...paid, shipment: 'pending' };
 }

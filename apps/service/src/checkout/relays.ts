@@ -38,7 +38,14 @@ export async function openRelays(config: CheckoutConfig): Promise<OpenRelays> {
         import('nats'),
         import('retrysafe/relays/nats'),
       ]);
-      const connection = await connect({ servers: config.natsUrl, timeout: 5_000 });
+      // Reconnects for ever (the client's default gives up after 10 tries, about 20 s, and a
+      // closed connection would refuse every later publish until a restart).
+      const connection = await connect({
+        servers: config.natsUrl,
+        timeout: 5_000,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 2_000,
+      });
       closers.push(() => connection.close());
       await ensureNatsStream(connection, {
         name: config.natsStream,

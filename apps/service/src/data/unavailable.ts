@@ -85,3 +85,25 @@ export function guardUnavailable<T extends object>(repository: T): T {
   }
   return guarded as T;
 }
+
+/**
+ * The outbox with `enqueue` passed through `asUnavailable` (a statement timeout inside a
+ * request's transaction is a 503, not a 500). The queue is a class: its methods live on its
+ * prototype, so it is wrapped by a proxy rather than copied like a repository.
+ */
+export function guardEnqueue<Q extends { enqueue(...args: never[]): Promise<unknown> }>(queue: Q): Q {
+  return new Proxy(queue, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      if (property !== 'enqueue') return value.bind(target);
+      return async (...args: unknown[]) => {
+        try {
+          return await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        } catch (error) {
+          throw asUnavailable(error);
+        }
+      };
+    },
+  });
+}

@@ -128,12 +128,13 @@ describe.each(backendNames)('the checkout completer, on %s', (backendName: Backe
       expect(charges).toHaveLength(1);
       expect(answer.json.payment).toMatchObject({ status: 'paid', chargeId: charges[0]!.id });
       expect((await provider.stats()).charges - statsBefore.charges).toBe(1);
-      // The completer did race it: its call with the order's key was answered too (slowly, a replay).
+      // The completer raced it and finished: it found the charge by the order's reference
+      // (the slow charge had committed) or replayed it by key; either way no second charge.
       await waitFor(
         async () => (await backend.rowsOf(order.note)).completers[0]?.state === 'done',
         'the completer job to be done',
       );
-      expect((await provider.injected()).slowed - slowedBefore).toBe(2);
+      expect((await provider.injected()).slowed - slowedBefore).toBeGreaterThanOrEqual(1);
       expect((await provider.stats()).charges - statsBefore.charges).toBe(1);
       expectFinishedOnce(await backend.rowsOf(order.note), amount, charges[0]!.id);
     } finally {
