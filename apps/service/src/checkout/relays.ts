@@ -17,9 +17,11 @@ export function natsSubjectsFor(prefix: string): string[] {
 /** The subjects with the default prefix. */
 export const natsEventSubjects = natsSubjectsFor(defaultNatsSubjectPrefix);
 /**
- * How long after its first publish an event may be published again: the relay job's whole retry
- * schedule (10 attempts, each at most 10 minutes apart plus a lease). The stream's duplicate
- * window must cover it, or a late resend is stored twice.
+ * The resends the stream deduplicates: an event is published again only when the broker's
+ * confirmation of an earlier publish was lost, normally at the next attempt; this covers ten
+ * attempts at the backoff's 10-minute cap plus a lease each. An event job keeps trying far
+ * longer (a broker down for days), and a resend after the window is stored twice: the
+ * consumer helper's ledger skips it (keep its retention past the event jobs' horizon).
  */
 export const eventRetryHorizonMs = 10 * (600_000 + 30_000);
 export const natsDuplicateWindowMs = 2 * 60 * 60_000;
