@@ -20,10 +20,15 @@ import {
 import { completerHandler } from './checkout/completer.js';
 import { defaultHttpLimits, defaultReadyTimeoutMs, type HttpLimits } from './config.js';
 import type { ServiceData } from './data/types.js';
+import { importJobHandler } from './imports/job.js';
+import { startOperationsReaper } from './imports/reaper.js';
+import { importBatchPauseFromEnv, importJobTopic } from './imports/settings.js';
 import { logFingerprint, serviceLoggerOptions } from './log-fields.js';
 import { ServiceMetrics } from './metrics.js';
 import type { PaymentsClient } from './payments/client.js';
+import { operationResourceRoutes } from './routes/operation-resources.js';
 import { operationsRoutes, type ReadinessCheck } from './routes/operations.js';
+import { orderImportRoutes } from './routes/orders/imports.js';
 import { orderRoutes } from './routes/orders/index.js';
 import { userRoutes } from './routes/users/index.js';
 import { registerTestHooks } from './test-hooks.js';
@@ -41,6 +46,11 @@ function startJobRunner<Tx>(
   const handlers: Record<string, JobHandler<Tx>> = {
     [completerTopic]: completerHandler(checkout),
     [changeCompleterTopic]: changeCompleterHandler(checkout),
+    [importJobTopic]: importJobHandler({
+      data: checkout.data,
+      log: app.log,
+      batchPauseMs: importBatchPauseFromEnv(options.testHooks === true),
+    }),
   };
   // Without a broker the events wait in the outbox (unclaimed) until a relay is configured.
   if (relays.length > 0) handlers[orderPaidTopic] = relayHandler(relays);
@@ -280,8 +290,12 @@ export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<
     payments: options.payments,
     completerDelayMs: options.completerDelayMs ?? defaultCompleterDelayMs,
   };
+  // Awaited: the import routes live in a context of their own (their NDJSON parser).
+  await orderImportRoutes(app, data, hooks);
   orderRoutes(app, checkout, hooks);
+  operationResourceRoutes(app, data);
   startJobRunner(app, checkout, options, metrics);
+  startOperationsReaper(app, data.operations);
 
   const stopReaper = app.idempotencyEngine.startReaper({
     onError: (error) => app.log.warn({ err: error }, 'idempotency reaper failed'),

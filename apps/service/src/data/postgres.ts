@@ -5,14 +5,17 @@
 // 503 instead of hanging a request. `pg` is loaded only when this is used.
 import type { Pool, PoolClient } from 'pg';
 import { createPostgresJobQueue } from 'retrysafe/jobs/postgres';
+import { createPostgresOperations } from 'retrysafe/operations/postgres';
 import { createPostgresUnitOfWork, PostgresIdempotencyStore } from 'retrysafe/stores/postgres';
 import { defaultPostgresLimits, type PostgresLimits } from '../config.js';
+import { postgresImports } from '../imports/postgres.js';
+import { operationsRetentionFromEnv } from '../imports/settings.js';
 import { postgresApiKeys } from './postgres/api-keys.js';
 import { postgresServiceMigrations } from './postgres/migrations.js';
 import { postgresOrders } from './postgres/orders.js';
 import { postgresUsers } from './postgres/users.js';
 import type { ServiceData } from './types.js';
-import { asUnavailable, guardUnavailable } from './unavailable.js';
+import { asUnavailable, guardEnqueue, guardUnavailable } from './unavailable.js';
 
 export { postgresServiceMigrations } from './postgres/migrations.js';
 
@@ -36,7 +39,13 @@ export async function openPostgresServiceData(
   const unitOfWork = createPostgresUnitOfWork<PoolClient>(pool).register(...postgresServiceMigrations);
   const store = new PostgresIdempotencyStore<PoolClient>({ unitOfWork });
   // The outbox in the same database: a job or event commits with the order that caused it.
-  const jobs = createPostgresJobQueue<PoolClient>({ database: unitOfWork });
+  const jobs = guardEnqueue(createPostgresJobQueue<PoolClient>({ database: unitOfWork }));
+  // Operations in the same database too: an operation, its job and the request's record commit together.
+  const operations = createPostgresOperations<PoolClient>({
+    database: unitOfWork,
+    jobs,
+    retentionMs: operationsRetentionFromEnv(),
+  });
   // Migrations may legitimately outlast the statement timeout (an index on a large table, a
   // wait for another process's migration lock): they run on a short-lived pool without it.
   const migrationPool: Pool = new pg.Pool({
@@ -65,7 +74,10 @@ export async function openPostgresServiceData(
       }
     },
     users: guardUnavailable(postgresUsers(pool)),
+    // A class: its methods live on the prototype, which guardUnavailable does not wrap (the routes do).
+    operations,
     orders: guardUnavailable(postgresOrders(pool)),
+    imports: guardUnavailable(postgresImports(pool)),
     apiKeys: guardUnavailable(postgresApiKeys(pool, unitOfWork)),
     async ping() {
       await pool.query('SELECT 1');

@@ -5,13 +5,16 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createSqliteJobQueue } from 'retrysafe/jobs/sqlite';
+import { createSqliteOperations } from 'retrysafe/operations/sqlite';
 import { createSqliteUnitOfWork, type SqliteDatabase, SqliteIdempotencyStore } from 'retrysafe/stores/sqlite';
+import { operationsRetentionFromEnv } from '../imports/settings.js';
+import { sqliteImports } from '../imports/sqlite.js';
 import { sqliteApiKeys } from './sqlite/api-keys.js';
 import { sqliteServiceMigrations } from './sqlite/migrations.js';
 import { sqliteOrders } from './sqlite/orders.js';
 import { sqliteUsers } from './sqlite/users.js';
 import type { ServiceData } from './types.js';
-import { asUnavailable, guardUnavailable } from './unavailable.js';
+import { asUnavailable, guardEnqueue, guardUnavailable } from './unavailable.js';
 
 export { sqliteServiceMigrations } from './sqlite/migrations.js';
 
@@ -21,7 +24,13 @@ export function openSqliteServiceData(path: string): ServiceData<SqliteDatabase>
   // The store registers and applies its own migrations; then the service's.
   const store = new SqliteIdempotencyStore({ database: unitOfWork });
   // The outbox in the same file: a job or event commits with the order that caused it.
-  const jobs = createSqliteJobQueue({ database: unitOfWork });
+  const jobs = guardEnqueue(createSqliteJobQueue({ database: unitOfWork }));
+  // Operations in the same file too: an operation, its job and the request's record commit together.
+  const operations = createSqliteOperations({
+    database: unitOfWork,
+    jobs,
+    retentionMs: operationsRetentionFromEnv(),
+  });
   unitOfWork.migrate();
   const { db } = unitOfWork;
   return {
@@ -36,7 +45,10 @@ export function openSqliteServiceData(path: string): ServiceData<SqliteDatabase>
       }
     },
     users: guardUnavailable(sqliteUsers(db)),
+    // A class: its methods live on the prototype, which guardUnavailable does not wrap (the routes do).
+    operations,
     orders: guardUnavailable(sqliteOrders(db)),
+    imports: guardUnavailable(sqliteImports(db)),
     apiKeys: guardUnavailable(sqliteApiKeys(unitOfWork)),
     async ping() {
       db.prepare('SELECT 1').get();

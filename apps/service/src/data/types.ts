@@ -2,8 +2,10 @@
 // database, so routes never know whether they run on SQLite or PostgreSQL.
 import type { IdempotencyStore } from 'retrysafe';
 import type { JobQueue } from 'retrysafe/effects';
+import type { OperationStore } from 'retrysafe/operations';
 import type { StoredOrder } from '../domain/orders.js';
 import type { StoredUser } from '../domain/users.js';
+import type { ImportRepository } from '../imports/types.js';
 
 export type Role = 'writer' | 'reader';
 
@@ -108,8 +110,12 @@ export interface ServiceData<Tx> {
   jobs: JobQueue<Tx>;
   /** Runs writes in one transaction of the business database. */
   transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T>;
+  /** 202 operations (bulk imports): each row and its job commit in the request's transaction. */
+  operations: OperationStore<Tx>;
   users: UserRepository<Tx>;
   orders: OrderRepository<Tx>;
+  /** Bulk imports of orders: their input, batches' results and the orders they created. */
+  imports: ImportRepository<Tx>;
   apiKeys: ApiKeyRepository;
   /** A cheap round trip, for /healthz. */
   ping(): Promise<void>;

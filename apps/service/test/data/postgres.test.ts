@@ -39,10 +39,12 @@ describe('postgres service migrations', () => {
         { part: 'retrysafe.idempotency', version: 3, n: 1 },
         { part: 'retrysafe.idempotency', version: 4, n: 1 },
         { part: 'retrysafe.jobs', version: 1, n: 1 },
+        { part: 'retrysafe.operations', version: 1, n: 1 },
         { part: 'service.api-keys', version: 1, n: 1 },
         { part: 'service.orders', version: 1, n: 1 },
         { part: 'service.orders', version: 2, n: 1 },
         { part: 'service.orders', version: 3, n: 1 },
+        { part: 'service.orders', version: 4, n: 1 },
         { part: 'service.users', version: 1, n: 1 },
       ]);
     } finally {

@@ -83,6 +83,33 @@ export const postgresServiceMigrations: PostgresMigration<PoolClient>[] = [
     up: 'ALTER TABLE orders ADD COLUMN IF NOT EXISTS pending_change jsonb',
   },
   {
+    part: 'service.orders',
+    version: 4,
+    name: 'bulk imports: the import an order came from, and each import with its input and batch results',
+    // The input waits in its own row (a job payload is kept small) until the import's last batch.
+    // JSON as text, not jsonb: jsonb refuses a \u0000 escape that JSON text (and a bad order) may hold.
+    up: `ALTER TABLE orders ADD COLUMN IF NOT EXISTS import_id text;
+      CREATE INDEX IF NOT EXISTS orders_by_import ON orders (tenant, import_id, seq) WHERE import_id IS NOT NULL;
+      CREATE TABLE IF NOT EXISTS order_imports (
+        tenant text NOT NULL,
+        id text NOT NULL,
+        total integer NOT NULL,
+        input text,
+        callback_url text,
+        created_at text NOT NULL,
+        PRIMARY KEY (tenant, id)
+      );
+      CREATE TABLE IF NOT EXISTS order_import_batches (
+        tenant text NOT NULL,
+        import_id text NOT NULL,
+        batch integer NOT NULL,
+        created integer NOT NULL,
+        failed integer NOT NULL,
+        errors text NOT NULL,
+        PRIMARY KEY (tenant, import_id, batch)
+      );`,
+  },
+  {
     part: 'service.api-keys',
     version: 1,
     name: 'create api_keys',

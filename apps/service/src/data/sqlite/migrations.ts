@@ -81,6 +81,32 @@ export const sqliteServiceMigrations: SqliteMigration[] = [
     up: 'ALTER TABLE orders ADD COLUMN pending_change TEXT',
   },
   {
+    part: 'service.orders',
+    version: 4,
+    name: 'bulk imports: the import an order came from, and each import with its input and batch results',
+    // The input waits in its own row (a job payload is kept small) until the import's last batch.
+    up: `ALTER TABLE orders ADD COLUMN import_id TEXT;
+      CREATE INDEX orders_by_import ON orders (tenant, import_id, seq) WHERE import_id IS NOT NULL;
+      CREATE TABLE order_imports (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        total INTEGER NOT NULL,
+        input TEXT,
+        callback_url TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (tenant, id)
+      ) WITHOUT ROWID;
+      CREATE TABLE order_import_batches (
+        tenant TEXT NOT NULL,
+        import_id TEXT NOT NULL,
+        batch INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        failed INTEGER NOT NULL,
+        errors TEXT NOT NULL,
+        PRIMARY KEY (tenant, import_id, batch)
+      ) WITHOUT ROWID;`,
+  },
+  {
     part: 'service.api-keys',
     version: 1,
     name: 'create api_keys',

@@ -1,7 +1,8 @@
-// /orders: the checkout (POST), reading one order, and the list.
+// /orders: the checkout (POST), reading one order, and the list (of one import's orders with ?importId=).
 import type { FastifyInstance } from 'fastify';
 import type { CheckoutDeps } from '../../checkout/checkout.js';
 import { orderRepresentation } from '../../domain/orders.js';
+import { importedOrdersPage } from '../../imports/list.js';
 import { orderSchema } from '../../schemas.js';
 import type { TestHooks } from '../../test-hooks.js';
 import { listRoute } from '../list.js';
@@ -18,7 +19,13 @@ export function orderRoutes<Tx>(app: FastifyInstance, deps: CheckoutDeps<Tx>, ho
     summary: 'List orders, oldest first',
     tag: 'orders',
     itemSchema: orderSchema,
-    list: (tenant, afterSeq, limit) => deps.data.orders.list(tenant, afterSeq, limit),
+    filters: {
+      importId: { type: 'string', maxLength: 128, description: 'Only the orders this import created.' },
+    },
+    list: (tenant, afterSeq, limit, { importId }) =>
+      importId === undefined
+        ? deps.data.orders.list(tenant, afterSeq, limit)
+        : importedOrdersPage(deps.data, tenant, importId, afterSeq, limit),
     represent: orderRepresentation,
   });
 }
