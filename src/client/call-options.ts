@@ -33,7 +33,9 @@ export interface WriteOptions<TData = unknown> extends CallOptions<TData> {
 export interface PostOptions<TData = unknown> extends WriteOptions<TData> {
   /**
    * Your own key (kept on every retry), or `false` to send none. Without a key a POST is only
-   * retried when it certainly never left (connection refused, DNS failure).
+   * retried when it certainly never left (connection refused, DNS failure). In a browser only a
+   * key protects a POST: the browser itself re-sends a request when a reused connection is reset,
+   * out of this client's sight, so `false` there means it may run more than once.
    */
   idempotencyKey?: string | false;
 }

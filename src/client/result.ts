@@ -68,7 +68,10 @@ export interface ClientError {
   retryAfterMs?: number;
   /** The key this call sent, so a later manual retry can reuse it. */
   idempotencyKey?: string;
-  /** HTTP requests made (0 when nothing was sent, e.g. invalid input). */
+  /**
+   * HTTP requests this client made (0 when nothing was sent, e.g. invalid input). A browser may
+   * re-send a request on its own (a reset keep-alive connection); those are not counted.
+   */
   attempts: number;
   /** The underlying exception for network failures, for logs. */
   cause?: unknown;
