@@ -2,6 +2,7 @@
 // waiting between attempts, and never past the call's deadline or the caller's signal.
 
 import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { runHooks } from './hooks.js';
 import type { NormalizedOptions } from './options.js';
 import { explainNoRetry, judge, sentOf, success } from './outcome.js';
 import { type Call, prepareCall } from './request.js';
@@ -36,6 +37,10 @@ export async function run<TData>(
     }
     attempts += 1;
     headers.set('x-retry-count', String(attempts - 1));
+    const attemptContext = { method, url, attempt: attempts, idempotencyKey };
+    if (config.hooks.beforeRequest.length > 0) {
+      await runHooks(config.hooks.beforeRequest, { ...attemptContext, headers });
+    }
     const deadlineBinds = remainingMs < config.timeoutMs;
     const outcome = await sendAttempt({
       fetch: config.fetch,
@@ -48,6 +53,13 @@ export async function run<TData>(
       redirect: config.redirect,
     });
     sent = combineSent(sent, sentOf(outcome));
+    if (outcome.type === 'response' && config.hooks.afterResponse.length > 0) {
+      await runHooks(config.hooks.afterResponse, {
+        ...attemptContext,
+        status: outcome.status,
+        headers: outcome.headers,
+      });
+    }
 
     if (outcome.type === 'response' && isSuccess(outcome.status) && outcome.body.type !== 'truncated') {
       return success(
@@ -78,7 +90,16 @@ export async function run<TData>(
         : ` No time was left before the deadline of ${formatMs(config.deadlineMs)} for another attempt.`;
       return fail({ ...error, message: `${error.message}${waited}` });
     }
+    if (config.shouldRetry !== undefined) {
+      const verdict = await config.shouldRetry({ method, url, attempt: attempts, error, idempotencyKey });
+      if (verdict === false) {
+        return fail({ ...error, message: `${error.message} (not retried: your shouldRetry rule said no)` });
+      }
+    }
     config.onRetry?.({ method, url, attempt: attempts, delayMs, fromRetryAfter, error });
+    if (config.hooks.beforeRetry.length > 0) {
+      await runHooks(config.hooks.beforeRetry, { ...attemptContext, error, delayMs, fromRetryAfter });
+    }
     if (!(await sleep(delayMs, signal))) {
       return fail({
         ...error,

@@ -2,10 +2,24 @@
 // client-wide options in options.ts.
 
 import type { StandardSchemaV1 } from '@standard-schema/spec';
+import type { Hooks } from './hooks.js';
+import type { RetryOptions } from './options.js';
 
 export type Query = Record<string, string | number | boolean | undefined>;
 
-export interface CallOptions<TData = unknown> {
+/** What one call may change of the client's timing, retries and hooks. */
+export interface CallControl {
+  /** Per attempt, for this call only. */
+  timeoutMs?: number;
+  /** This whole call, all attempts and waits included. */
+  deadlineMs?: number;
+  /** Replaces the named retry settings for this call; `shouldRetry` can only narrow the policy. */
+  retry?: RetryOptions;
+  /** Run after the client's hooks, for this call only. */
+  hooks?: Hooks;
+}
+
+export interface CallOptions<TData = unknown> extends CallControl {
   signal?: AbortSignal;
   /** Extra headers for this call; they override the client's. */
   headers?: Record<string, string>;

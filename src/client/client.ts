@@ -10,7 +10,8 @@ import type {
   PutOptions,
   UpdateOptions,
 } from './call-options.js';
-import { type ClientOptions, normalizeOptions } from './options.js';
+import { type ClientOptions, type NormalizedOptions, normalizeOptions } from './options.js';
+import { configForCall } from './per-call.js';
 import type { Call } from './request.js';
 import type { Result } from './result.js';
 import { update } from './update.js';
@@ -30,20 +31,29 @@ export interface Client {
 
 export function createClient(options: ClientOptions): Client {
   const config = normalizeOptions(options);
-  const newBudget = (): Budget => ({ deadlineAtMs: Date.now() + config.deadlineMs });
-  return {
-    get: (path, callOptions) =>
-      run(config, { method: 'GET', path, body: undefined, options: callOptions ?? {} }, newBudget()),
-    post: (path, body, callOptions) =>
-      run(config, { method: 'POST', path, body, options: callOptions ?? {} }, newBudget()),
-    put: (path, body, callOptions) =>
-      run(
-        config,
-        { method: 'PUT', path, body, options: (callOptions ?? {}) as Call['options'] },
-        newBudget(),
-      ),
-    delete: (path, callOptions) =>
-      run(config, { method: 'DELETE', path, body: undefined, options: callOptions ?? {} }, newBudget()),
-    update: (path, change, callOptions) => update(config, path, change, callOptions ?? {}, newBudget()),
+  // async, so a bad per-call option rejects like every other programmer error of a call.
+  const send = async <TData>(
+    method: Call['method'],
+    path: string,
+    body: unknown,
+    callOptions: Call['options'] | undefined,
+  ): Promise<Result<TData>> => {
+    const callConfig = configForCall(config, callOptions);
+    return run(callConfig, { method, path, body, options: callOptions ?? {} }, budgetFor(callConfig));
   };
+  return {
+    get: (path, callOptions) => send('GET', path, undefined, callOptions),
+    post: (path, body, callOptions) => send('POST', path, body, callOptions),
+    put: (path, body, callOptions) => send('PUT', path, body, callOptions as Call['options'] | undefined),
+    delete: (path, callOptions) => send('DELETE', path, undefined, callOptions),
+    update: async (path, change, callOptions) => {
+      const callConfig = configForCall(config, callOptions);
+      return update(callConfig, path, change, callOptions ?? {}, budgetFor(callConfig));
+    },
+  };
+}
+
+/** One deadline per logical call, from the call's own `deadlineMs` when it set one. */
+function budgetFor(config: NormalizedOptions): Budget {
+  return { deadlineAtMs: Date.now() + config.deadlineMs };
 }

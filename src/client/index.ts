@@ -2,6 +2,7 @@
 // writes safe to retry (idempotency keys, deadlines, If-Match) and never throws on HTTP outcomes.
 
 export type {
+  CallControl,
   CallOptions,
   Change,
   DeleteOptions,
@@ -13,6 +14,13 @@ export type {
   WriteOptions,
 } from './call-options.js';
 export { type Client, createClient } from './client.js';
+export type {
+  AfterResponseContext,
+  AttemptContext,
+  BeforeRequestContext,
+  BeforeRetryContext,
+  Hooks,
+} from './hooks.js';
 export { classifyNetworkFailure, type NetworkFailure } from './network.js';
 export {
   type ClientOptions,
@@ -25,6 +33,7 @@ export {
   type FetchLike,
   type RetryInfo,
   type RetryOptions,
+  type ShouldRetryInfo,
 } from './options.js';
 export type { RedirectPolicy } from './redirects.js';
 export type {

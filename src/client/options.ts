@@ -1,6 +1,7 @@
 // Client options as the caller writes them, and the one place they are checked and filled
 // with defaults. Bad options are programmer errors, so this is where the client throws.
 
+import { type Hooks, mergeHooks, type NormalizedHooks, noHooks } from './hooks.js';
 import { fetchMayResendWrites } from './platform.js';
 import { type RedirectPolicy, redirectPolicies } from './redirects.js';
 import type { ClientError } from './result.js';
@@ -24,6 +25,20 @@ export interface RetryOptions {
   /** Backoff cap for the first retry; doubles per retry (full jitter: a random wait up to the cap). */
   baseDelayMs?: number;
   maxDelayMs?: number;
+  /**
+   * Your own "should I retry this?" rule. It is asked only when the client's policy already
+   * allows the retry, so it can only narrow what is safe, never widen it: `false` stops.
+   */
+  shouldRetry?: (info: ShouldRetryInfo) => boolean | undefined | Promise<boolean | undefined>;
+}
+
+export interface ShouldRetryInfo {
+  method: string;
+  url: string;
+  /** The attempt that failed, 1-based. */
+  attempt: number;
+  error: ClientError;
+  idempotencyKey: string | undefined;
 }
 
 export interface RetryInfo {
@@ -55,6 +70,8 @@ export interface ClientOptions {
   retry?: RetryOptions;
   /** Called before each wait between attempts; for logs and metrics. */
   onRetry?: (info: RetryInfo) => void;
+  /** Run before each attempt, after each answer and before each retry (a call's hooks run after these). */
+  hooks?: Hooks;
   /**
    * Generate an `Idempotency-Key` for every POST that has none (default true). Turn off for
    * servers that reject the header; a single call can opt out with `idempotencyKey: false`.
@@ -80,6 +97,8 @@ export interface NormalizedOptions {
   baseDelayMs: number;
   maxDelayMs: number;
   onRetry: ((info: RetryInfo) => void) | undefined;
+  shouldRetry: RetryOptions['shouldRetry'];
+  hooks: NormalizedHooks;
   autoIdempotencyKey: boolean;
   redirect: RedirectPolicy;
   /** Whether fetch may repeat a write by itself (browsers), so messages must not promise it ran once. */
@@ -122,12 +141,14 @@ export function normalizeOptions(options: ClientOptions): NormalizedOptions {
     headers,
     // Unbound global fetch throws "Illegal invocation" in browsers.
     fetch: options.fetch ?? ((input, init) => globalThis.fetch(input, init)),
-    timeoutMs: positive('timeoutMs', options.timeoutMs ?? defaultTimeoutMs),
-    deadlineMs: positive('deadlineMs', options.deadlineMs ?? defaultDeadlineMs),
-    maxAttempts: positiveInteger('retry.maxAttempts', retry.maxAttempts ?? defaultMaxAttempts),
-    baseDelayMs: nonNegative('retry.baseDelayMs', retry.baseDelayMs ?? defaultBaseDelayMs),
-    maxDelayMs: nonNegative('retry.maxDelayMs', retry.maxDelayMs ?? defaultMaxDelayMs),
+    timeoutMs: positive('createClient: timeoutMs', options.timeoutMs ?? defaultTimeoutMs),
+    deadlineMs: positive('createClient: deadlineMs', options.deadlineMs ?? defaultDeadlineMs),
+    maxAttempts: positiveInteger('createClient: retry.maxAttempts', retry.maxAttempts ?? defaultMaxAttempts),
+    baseDelayMs: nonNegative('createClient: retry.baseDelayMs', retry.baseDelayMs ?? defaultBaseDelayMs),
+    maxDelayMs: nonNegative('createClient: retry.maxDelayMs', retry.maxDelayMs ?? defaultMaxDelayMs),
     onRetry: options.onRetry,
+    shouldRetry: checkShouldRetry('createClient', retry.shouldRetry),
+    hooks: mergeHooks('createClient', noHooks, options.hooks),
     autoIdempotencyKey: options.autoIdempotencyKey ?? true,
     redirect: options.redirect ?? 'same-origin',
     fetchMayResend: fetchMayResendWrites(),
@@ -143,25 +164,33 @@ export function normalizeOptions(options: ClientOptions): NormalizedOptions {
   return normalized;
 }
 
-function positive(name: string, value: number): number {
+export function positive(name: string, value: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new TypeError(
-      `createClient: ${name} must be a positive number of milliseconds, got ${String(value)}`,
-    );
+    throw new TypeError(`${name} must be a positive number of milliseconds, got ${String(value)}`);
   }
   return value;
 }
 
-function nonNegative(name: string, value: number): number {
+export function nonNegative(name: string, value: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new TypeError(`createClient: ${name} must be zero or more milliseconds, got ${String(value)}`);
+    throw new TypeError(`${name} must be zero or more milliseconds, got ${String(value)}`);
   }
   return value;
 }
 
-function positiveInteger(name: string, value: number): number {
+export function positiveInteger(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) {
-    throw new TypeError(`createClient: ${name} must be a whole number of at least 1, got ${String(value)}`);
+    throw new TypeError(`${name} must be a whole number of at least 1, got ${String(value)}`);
   }
   return value;
+}
+
+export function checkShouldRetry(
+  where: string,
+  rule: RetryOptions['shouldRetry'],
+): RetryOptions['shouldRetry'] {
+  if (rule !== undefined && typeof rule !== 'function') {
+    throw new TypeError(`${where}: retry.shouldRetry must be a function`);
+  }
+  return rule;
 }
