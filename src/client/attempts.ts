@@ -51,6 +51,8 @@ export async function run<TData>(
       timeoutMs: Math.min(config.timeoutMs, remainingMs),
       signal,
       redirect: config.redirect,
+      responseType: options.responseType ?? 'json',
+      maxResponseBytes: config.maxResponseBytes,
     });
     sent = combineSent(sent, sentOf(outcome));
     if (outcome.type === 'response' && config.hooks.afterResponse.length > 0) {
@@ -68,6 +70,7 @@ export async function run<TData>(
         attempts,
         keyField,
         path,
+        method,
       );
     }
     const judged = judge(outcome, { config, method, path, url, sent, attempts, safeToRepeat, deadlineBinds });

@@ -4,6 +4,7 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { Hooks } from './hooks.js';
 import type { RetryOptions } from './options.js';
+import type { ResponseType } from './response-body.js';
 
 export type Query = Record<string, string | number | boolean | undefined>;
 
@@ -17,6 +18,8 @@ export interface CallControl {
   retry?: RetryOptions;
   /** Run after the client's hooks, for this call only. */
   hooks?: Hooks;
+  /** Cap on a `text`, `bytes` or `stream` answer (default 10 MiB). */
+  maxResponseBytes?: number;
 }
 
 export interface CallOptions<TData = unknown> extends CallControl {
@@ -25,6 +28,12 @@ export interface CallOptions<TData = unknown> extends CallControl {
   headers?: Record<string, string>;
   /** Appended to the URL's query string; `undefined` values are left out. */
   query?: Query;
+  /**
+   * How a success body becomes `data`: `json` (default, content type checked), `text` (a
+   * string), `bytes` (a Uint8Array), `stream` (a ReadableStream), or `response` (the raw
+   * Response, unread). Error answers are always read as problem JSON.
+   */
+  responseType?: ResponseType;
   /** Checks the success body; a mismatch is `bad_response`, so `data` is never wrongly typed. */
   responseSchema?: StandardSchemaV1<unknown, TData>;
 }

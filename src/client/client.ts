@@ -17,6 +17,13 @@ import type { Result } from './result.js';
 import { update } from './update.js';
 
 export interface Client {
+  get(path: string, options: GetOptions<string> & { responseType: 'text' }): Promise<Result<string>>;
+  get(path: string, options: GetOptions<Uint8Array> & { responseType: 'bytes' }): Promise<Result<Uint8Array>>;
+  get(
+    path: string,
+    options: GetOptions<ReadableStream<Uint8Array>> & { responseType: 'stream' },
+  ): Promise<Result<ReadableStream<Uint8Array>>>;
+  get(path: string, options: GetOptions<Response> & { responseType: 'response' }): Promise<Result<Response>>;
   get<TData = unknown>(path: string, options?: GetOptions<TData>): Promise<Result<TData>>;
   post<TData = unknown>(path: string, body: unknown, options?: PostOptions<TData>): Promise<Result<TData>>;
   put<TData = unknown>(path: string, body: unknown, options?: PutOptions<TData>): Promise<Result<TData>>;
@@ -42,7 +49,9 @@ export function createClient(options: ClientOptions): Client {
     return run(callConfig, { method, path, body, options: callOptions ?? {} }, budgetFor(callConfig));
   };
   return {
-    get: (path, callOptions) => send('GET', path, undefined, callOptions),
+    // One implementation behind the typed overloads: `data` is whatever responseType produced.
+    get: ((path: string, callOptions?: GetOptions<unknown>) =>
+      send('GET', path, undefined, callOptions)) as Client['get'],
     post: (path, body, callOptions) => send('POST', path, body, callOptions),
     put: (path, body, callOptions) => send('PUT', path, body, callOptions as Call['options'] | undefined),
     delete: (path, callOptions) => send('DELETE', path, undefined, callOptions),

@@ -36,6 +36,7 @@ export {
   type ShouldRetryInfo,
 } from './options.js';
 export type { RedirectPolicy } from './redirects.js';
+export { defaultMaxResponseBytes, type ResponseType } from './response-body.js';
 export type {
   ClientError,
   ErrorKind,

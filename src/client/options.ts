@@ -4,6 +4,7 @@
 import { type Hooks, mergeHooks, type NormalizedHooks, noHooks } from './hooks.js';
 import { fetchMayResendWrites } from './platform.js';
 import { type RedirectPolicy, redirectPolicies } from './redirects.js';
+import { defaultMaxResponseBytes } from './response-body.js';
 import type { ClientError } from './result.js';
 
 /** Per attempt: long enough for a slow write, short enough that a hung socket is noticed. */
@@ -72,6 +73,8 @@ export interface ClientOptions {
   onRetry?: (info: RetryInfo) => void;
   /** Run before each attempt, after each answer and before each retry (a call's hooks run after these). */
   hooks?: Hooks;
+  /** Cap on an answer read as `text`, `bytes` or `stream` (default 10 MiB). */
+  maxResponseBytes?: number;
   /**
    * Generate an `Idempotency-Key` for every POST that has none (default true). Turn off for
    * servers that reject the header; a single call can opt out with `idempotencyKey: false`.
@@ -99,6 +102,7 @@ export interface NormalizedOptions {
   onRetry: ((info: RetryInfo) => void) | undefined;
   shouldRetry: RetryOptions['shouldRetry'];
   hooks: NormalizedHooks;
+  maxResponseBytes: number;
   autoIdempotencyKey: boolean;
   redirect: RedirectPolicy;
   /** Whether fetch may repeat a write by itself (browsers), so messages must not promise it ran once. */
@@ -149,6 +153,10 @@ export function normalizeOptions(options: ClientOptions): NormalizedOptions {
     onRetry: options.onRetry,
     shouldRetry: checkShouldRetry('createClient', retry.shouldRetry),
     hooks: mergeHooks('createClient', noHooks, options.hooks),
+    maxResponseBytes: positiveInteger(
+      'createClient: maxResponseBytes',
+      options.maxResponseBytes ?? defaultMaxResponseBytes,
+    ),
     autoIdempotencyKey: options.autoIdempotencyKey ?? true,
     redirect: options.redirect ?? 'same-origin',
     fetchMayResend: fetchMayResendWrites(),

@@ -39,21 +39,40 @@ export async function success<TData>(
   attempts: number,
   keyField: { idempotencyKey?: string },
   path: string,
+  method: string,
 ): Promise<Result<TData>> {
   const { status, headers, body } = outcome;
-  const accepted = `The server accepted the request (HTTP ${status})`;
-  if (body.type === 'unreadable') {
+  const isRead = method === 'GET' || method === 'HEAD';
+  const accepted = isRead
+    ? `The server answered HTTP ${status}`
+    : `The server accepted the request (HTTP ${status})`;
+  if (body.type === 'too-large') {
     return fail({
       kind: 'bad_response',
       status,
-      message: `${accepted} but its answer could not be read: ${body.reason}. Do not repeat it blindly; check ${path}.`,
+      message: `${accepted} but its answer is larger than maxResponseBytes (${body.limitBytes} bytes); raise the limit or use responseType: 'stream'.`,
       sent: 'yes',
       retryable: false,
       attempts,
       ...keyField,
     });
   }
-  let data: unknown = body.type === 'json' ? body.value : undefined;
+  if (body.type === 'unreadable') {
+    // A read may simply be something other than JSON (a CSV export); a write's answer was lost.
+    const advice = isRead
+      ? "To read an answer that is not JSON, pass responseType: 'text', 'bytes' or 'stream'."
+      : `Do not repeat it blindly; check ${path}.`;
+    return fail({
+      kind: 'bad_response',
+      status,
+      message: `${accepted} but its answer could not be read: ${body.reason}. ${advice}`,
+      sent: 'yes',
+      retryable: false,
+      attempts,
+      ...keyField,
+    });
+  }
+  let data: unknown = body.type === 'json' || body.type === 'value' ? body.value : undefined;
   if (responseSchema !== undefined) {
     const checked = await validateInput(responseSchema, data);
     if (!checked.ok) {

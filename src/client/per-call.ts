@@ -17,15 +17,24 @@ export function configForCall(
   options: CallControl | undefined,
 ): NormalizedOptions {
   if (options === undefined) return config;
-  const { timeoutMs, deadlineMs, retry, hooks } = options;
+  const { timeoutMs, deadlineMs, retry, hooks, maxResponseBytes } = options;
   // The common call overrides nothing: no copy, no checks, nothing added to its cost.
-  if (timeoutMs === undefined && deadlineMs === undefined && retry === undefined && hooks === undefined) {
+  if (
+    timeoutMs === undefined &&
+    deadlineMs === undefined &&
+    retry === undefined &&
+    hooks === undefined &&
+    maxResponseBytes === undefined
+  ) {
     return config;
   }
   const where = 'call options';
   const effective: NormalizedOptions = { ...config, hooks: mergeHooks(where, config.hooks, hooks) };
   if (timeoutMs !== undefined) effective.timeoutMs = positive(`${where}: timeoutMs`, timeoutMs);
   if (deadlineMs !== undefined) effective.deadlineMs = positive(`${where}: deadlineMs`, deadlineMs);
+  if (maxResponseBytes !== undefined) {
+    effective.maxResponseBytes = positiveInteger(`${where}: maxResponseBytes`, maxResponseBytes);
+  }
   if (retry !== undefined) {
     if (typeof retry !== 'object' || retry === null) throw new TypeError(`${where}: retry must be an object`);
     if (retry.maxAttempts !== undefined) {

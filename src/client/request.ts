@@ -6,6 +6,7 @@ import type { PostOptions, Query, WriteOptions } from './call-options.js';
 import { assertIdempotencyKey, newIdempotencyKey } from './keys.js';
 import { isNativeBody, type WireBody } from './native-body.js';
 import type { NormalizedOptions } from './options.js';
+import { type ResponseType, responseTypes } from './response-body.js';
 import { describeFieldError, type Failure, fail } from './result.js';
 
 export interface Call {
@@ -40,9 +41,17 @@ export async function prepareCall(
   if (signal !== undefined && !(signal instanceof AbortSignal))
     throw new TypeError('signal must be an AbortSignal');
 
+  if (options.responseType !== undefined && !responseTypes.includes(options.responseType)) {
+    throw new TypeError(
+      `responseType must be one of ${responseTypes.join(', ')}, got ${String(options.responseType)}`,
+    );
+  }
   const headers = new Headers(config.headers);
   for (const [name, value] of Object.entries(options.headers ?? {})) headers.set(name, value);
-  headers.set('accept', 'application/json, application/problem+json');
+  // A caller reading text or bytes says what it wants in its own Accept; JSON is ours to ask for.
+  if (options.responseType === undefined || options.responseType === 'json' || !headers.has('accept')) {
+    headers.set('accept', acceptFor(options.responseType));
+  }
   if (options.ifMatch !== undefined) headers.set('if-match', options.ifMatch);
   if (options.ifNoneMatch !== undefined) {
     const isRead = method === 'GET' || method === 'HEAD';
@@ -131,4 +140,11 @@ function resolveUrl(config: NormalizedOptions, path: string, query: Query | unde
     if (value !== undefined) url.searchParams.append(name, String(value));
   }
   return url.href;
+}
+
+/** Problem JSON is always accepted, so an error answer can still be read. */
+function acceptFor(responseType: ResponseType | undefined): string {
+  if (responseType === undefined || responseType === 'json')
+    return 'application/json, application/problem+json';
+  return '*/*, application/problem+json';
 }

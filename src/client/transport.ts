@@ -5,6 +5,7 @@ import type { WireBody } from './native-body.js';
 import { classifyNetworkFailure } from './network.js';
 import type { FetchLike } from './options.js';
 import { maxRedirects, type RedirectPolicy, sameOriginHop } from './redirects.js';
+import { cappedStream, ResponseTooLargeError, type ResponseType, readBytes } from './response-body.js';
 
 export interface AttemptRequest {
   fetch: FetchLike;
@@ -16,11 +17,18 @@ export interface AttemptRequest {
   timeoutMs: number;
   signal: AbortSignal | undefined;
   redirect: RedirectPolicy;
+  /** How a successful answer's body is read; error answers are always read as problem JSON. */
+  responseType: ResponseType;
+  maxResponseBytes: number;
 }
 
 export type ParsedBody =
   | { type: 'none' }
   | { type: 'json'; value: unknown }
+  /** A success body read as the caller asked (`responseType` text, bytes, stream or response). */
+  | { type: 'value'; value: unknown }
+  /** Larger than `maxResponseBytes`: not read further. */
+  | { type: 'too-large'; limitBytes: number }
   /** A body we refuse to interpret: wrong content type (an HTML error page) or broken JSON. */
   | { type: 'unreadable'; contentType: string | undefined; reason: string }
   /** The status and headers arrived, then the connection broke before the body was complete. */
@@ -60,7 +68,7 @@ export async function sendAttempt(request: AttemptRequest): Promise<AttemptOutco
       return { type: 'hidden-redirect' };
     }
     // The body is read under the same limit: a server that sends headers and then stalls is a timeout too.
-    const body = await readBody(response, request.method);
+    const body = await readBody(response, request);
     return { type: 'response', status: response.status, headers: response.headers, body };
   } catch (error) {
     if (stoppedBy === 'timeout') return { type: 'timeout' };
@@ -107,10 +115,25 @@ async function fetchFollowing(request: AttemptRequest, signal: AbortSignal): Pro
 }
 
 /** The content type is checked before parsing, so an HTML page never reaches JSON.parse or the caller. */
-async function readBody(response: Response, method: string): Promise<ParsedBody> {
-  if (bodylessStatuses.has(response.status) || method === 'HEAD') {
+async function readBody(response: Response, request: AttemptRequest): Promise<ParsedBody> {
+  const { responseType, maxResponseBytes } = request;
+  const succeeded = response.status >= 200 && response.status < 300;
+  // The raw Response is handed over untouched, even a 204's (its headers are the answer).
+  if (succeeded && responseType === 'response') return { type: 'value', value: response };
+  if (bodylessStatuses.has(response.status) || request.method === 'HEAD') {
     await response.body?.cancel();
     return { type: 'none' };
+  }
+  if (succeeded && responseType !== 'json') {
+    try {
+      if (responseType === 'stream')
+        return { type: 'value', value: cappedStream(response, maxResponseBytes) };
+      const bytes = await readBytes(response, maxResponseBytes);
+      return { type: 'value', value: responseType === 'text' ? new TextDecoder().decode(bytes) : bytes };
+    } catch (error) {
+      if (error instanceof ResponseTooLargeError) return { type: 'too-large', limitBytes: error.limitBytes };
+      throw error;
+    }
   }
   const contentType = response.headers.get('content-type') ?? undefined;
   const text = await response.text();
