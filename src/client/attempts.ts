@@ -25,7 +25,7 @@ export async function run<TData>(
   if (!prepared.ok) return prepared;
   const { url, headers, body, signal, idempotencyKey, keyField } = prepared.request;
 
-  const safeToRepeat = isSafeToRepeat(method, idempotencyKey !== undefined);
+  const safeToRepeat = isSafeToRepeat(method, idempotencyKey !== undefined, headers.has('if-match'));
   let sent: Sent = 'no';
   let attempts = 0;
   let last: ClientError | undefined;
@@ -79,7 +79,7 @@ export async function run<TData>(
     if (!judged.retry)
       return fail({
         ...error,
-        message: explainNoRetry(error, method, idempotencyKey, config.fetchMayResend),
+        message: explainNoRetry(error, method, safeToRepeat, config.fetchMayResend),
       });
     if (attempts >= config.maxAttempts) {
       return fail({ ...error, message: `${error.message} (gave up after ${attempts} attempts)` });

@@ -72,6 +72,21 @@ export type PutOptions<TData = unknown> = WriteOptions<TData> &
     | { /** Create only: fail with 412 if the resource exists. */ ifNoneMatch: '*'; ifMatch?: never }
   );
 
+export interface PatchOptions<TData = unknown> extends WriteOptions<TData> {
+  /**
+   * The ETag you read: apply only to that version. It also makes the PATCH safe to retry (a
+   * repeat after it applied meets a new ETag and is refused with 412, not applied twice).
+   */
+  ifMatch?: string;
+  /**
+   * Your key, for servers that honour Idempotency-Key on PATCH (none is generated for a PATCH).
+   * Without a key or `ifMatch`, a PATCH is retried only when it certainly never left.
+   */
+  idempotencyKey?: string | false;
+}
+
+export type HeadOptions = Omit<GetOptions, 'responseType' | 'responseSchema'>;
+
 export interface DeleteOptions<TData = unknown> extends CallOptions<TData> {
   ifMatch?: string;
 }

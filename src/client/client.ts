@@ -2,17 +2,20 @@
 // attempt loop (attempts.ts) or to update() (update.ts), each call with its own deadline.
 
 import { type Budget, run } from './attempts.js';
+import { cachedRun } from './cached-run.js';
 import type {
   Change,
   DeleteOptions,
   GetOptions,
+  HeadOptions,
+  PatchOptions,
   PostOptions,
   PutOptions,
   UpdateOptions,
 } from './call-options.js';
 import { type ClientOptions, type NormalizedOptions, normalizeOptions } from './options.js';
 import { configForCall } from './per-call.js';
-import type { Call } from './request.js';
+import { type Call, resolveUrl } from './request.js';
 import type { Result } from './result.js';
 import { update } from './update.js';
 
@@ -27,6 +30,10 @@ export interface Client {
   get<TData = unknown>(path: string, options?: GetOptions<TData>): Promise<Result<TData>>;
   post<TData = unknown>(path: string, body: unknown, options?: PostOptions<TData>): Promise<Result<TData>>;
   put<TData = unknown>(path: string, body: unknown, options?: PutOptions<TData>): Promise<Result<TData>>;
+  /** Retried only with `ifMatch` or your own `idempotencyKey`. */
+  patch<TData = unknown>(path: string, body: unknown, options?: PatchOptions<TData>): Promise<Result<TData>>;
+  /** The headers only (`etag`, `headers`); `data` is undefined. */
+  head(path: string, options?: HeadOptions): Promise<Result<undefined>>;
   delete<TData = unknown>(path: string, options?: DeleteOptions<TData>): Promise<Result<TData>>;
   /** Read, change, write with If-Match; on 412 read again and re-apply, a bounded number of times. */
   update<TData = unknown>(
@@ -46,7 +53,12 @@ export function createClient(options: ClientOptions): Client {
     callOptions: Call['options'] | undefined,
   ): Promise<Result<TData>> => {
     const callConfig = configForCall(config, callOptions);
-    return run(callConfig, { method, path, body, options: callOptions ?? {} }, budgetFor(callConfig));
+    const call: Call = { method, path, body, options: callOptions ?? {} };
+    const cache = config.etagCache;
+    if (cache === undefined) return run(callConfig, call, budgetFor(callConfig));
+    return cachedRun<TData>(cache, resolveUrl(config, path, call.options.query), call, (withEtag) =>
+      run(callConfig, withEtag, budgetFor(callConfig)),
+    );
   };
   return {
     // One implementation behind the typed overloads: `data` is whatever responseType produced.
@@ -54,10 +66,15 @@ export function createClient(options: ClientOptions): Client {
       send('GET', path, undefined, callOptions)) as Client['get'],
     post: (path, body, callOptions) => send('POST', path, body, callOptions),
     put: (path, body, callOptions) => send('PUT', path, body, callOptions as Call['options'] | undefined),
+    patch: (path, body, callOptions) => send('PATCH', path, body, callOptions),
+    head: (path, callOptions) => send('HEAD', path, undefined, callOptions),
     delete: (path, callOptions) => send('DELETE', path, undefined, callOptions),
     update: async (path, change, callOptions) => {
       const callConfig = configForCall(config, callOptions);
-      return update(callConfig, path, change, callOptions ?? {}, budgetFor(callConfig));
+      const result = await update(callConfig, path, change, callOptions ?? {}, budgetFor(callConfig));
+      // It wrote (or may have): the cached copy is no longer the one to offer on a 304.
+      config.etagCache?.forget(resolveUrl(config, path, undefined));
+      return result;
     },
   };
 }

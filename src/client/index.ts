@@ -7,6 +7,8 @@ export type {
   Change,
   DeleteOptions,
   GetOptions,
+  HeadOptions,
+  PatchOptions,
   PostOptions,
   PutOptions,
   Query,
@@ -14,6 +16,7 @@ export type {
   WriteOptions,
 } from './call-options.js';
 export { type Client, createClient } from './client.js';
+export { defaultEtagCacheEntries, type EtagCacheOptions } from './etag-cache.js';
 export type {
   AfterResponseContext,
   AttemptContext,

@@ -1,6 +1,7 @@
 // Client options as the caller writes them, and the one place they are checked and filled
 // with defaults. Bad options are programmer errors, so this is where the client throws.
 
+import { defaultEtagCacheEntries, EtagCache, type EtagCacheOptions } from './etag-cache.js';
 import { type Hooks, mergeHooks, type NormalizedHooks, noHooks } from './hooks.js';
 import { fetchMayResendWrites } from './platform.js';
 import { type RedirectPolicy, redirectPolicies } from './redirects.js';
@@ -76,6 +77,11 @@ export interface ClientOptions {
   /** Cap on an answer read as `text`, `bytes` or `stream` (default 10 MiB). */
   maxResponseBytes?: number;
   /**
+   * Remember each GET's JSON answer and ETag, send If-None-Match next time, and on 304 return the
+   * remembered data (`notModified: true`). Off by default; `true` keeps 100 URLs.
+   */
+  etagCache?: boolean | EtagCacheOptions;
+  /**
    * Generate an `Idempotency-Key` for every POST that has none (default true). Turn off for
    * servers that reject the header; a single call can opt out with `idempotencyKey: false`.
    * A POST without a key is never retried once it may have been sent.
@@ -103,6 +109,7 @@ export interface NormalizedOptions {
   shouldRetry: RetryOptions['shouldRetry'];
   hooks: NormalizedHooks;
   maxResponseBytes: number;
+  etagCache: EtagCache | undefined;
   autoIdempotencyKey: boolean;
   redirect: RedirectPolicy;
   /** Whether fetch may repeat a write by itself (browsers), so messages must not promise it ran once. */
@@ -157,6 +164,7 @@ export function normalizeOptions(options: ClientOptions): NormalizedOptions {
       'createClient: maxResponseBytes',
       options.maxResponseBytes ?? defaultMaxResponseBytes,
     ),
+    etagCache: etagCacheFrom(options.etagCache),
     autoIdempotencyKey: options.autoIdempotencyKey ?? true,
     redirect: options.redirect ?? 'same-origin',
     fetchMayResend: fetchMayResendWrites(),
@@ -201,4 +209,17 @@ export function checkShouldRetry(
     throw new TypeError(`${where}: retry.shouldRetry must be a function`);
   }
   return rule;
+}
+
+function etagCacheFrom(option: ClientOptions['etagCache']): EtagCache | undefined {
+  if (option === undefined || option === false) return undefined;
+  if (option === true) return new EtagCache(defaultEtagCacheEntries);
+  if (typeof option !== 'object' || option === null) {
+    throw new TypeError('createClient: etagCache must be true, false or { maxEntries }');
+  }
+  const maxEntries = positiveInteger(
+    'createClient: etagCache.maxEntries',
+    option.maxEntries ?? defaultEtagCacheEntries,
+  );
+  return new EtagCache(maxEntries);
 }

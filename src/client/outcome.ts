@@ -305,20 +305,19 @@ function messageFor(kind: ErrorKind, status: number, problem: Problem | undefine
 export function explainNoRetry(
   error: ClientError,
   method: string,
-  idempotencyKey: string | undefined,
+  safeToRepeat: boolean,
   fetchMayResend: boolean,
 ): string {
-  if (
-    method === 'POST' &&
-    idempotencyKey === undefined &&
-    error.sent === 'maybe' &&
-    (error.kind === 'timeout' || error.kind === 'network')
-  ) {
+  if (!safeToRepeat && error.sent === 'maybe' && (error.kind === 'timeout' || error.kind === 'network')) {
+    const unprotected =
+      method === 'PATCH'
+        ? 'a PATCH without an Idempotency-Key or If-Match'
+        : `a ${method} without an Idempotency-Key`;
     if (fetchMayResend) {
       // Seen in Chromium: a reset keep-alive socket made the browser send the POST again itself.
-      return `${error.message} This client did not retry it (a POST without an Idempotency-Key could act twice), but the browser may have re-sent it on its own, so it may have taken effect more than once. Check before trying again; in a browser only an Idempotency-Key protects a POST.`;
+      return `${error.message} This client did not retry it (${unprotected} could act twice), but the browser may have re-sent it on its own, so it may have taken effect more than once. Check before trying again; in a browser only an Idempotency-Key protects a ${method}.`;
     }
-    return `${error.message} It was not retried: a POST without an Idempotency-Key could act twice. Check whether it took effect before trying again.`;
+    return `${error.message} It was not retried: ${unprotected} could act twice. Check whether it took effect before trying again.`;
   }
   if (error.attempts > 1 && (error.kind === 'not_found' || error.kind === 'precondition_failed')) {
     // An earlier attempt that timed out may have deleted or replaced it already.

@@ -63,10 +63,12 @@ export async function prepareCall(
 
   // The key exists before the first attempt, so every retry carries the same one.
   let idempotencyKey = headers.get('idempotency-key') ?? undefined;
-  if (method === 'POST' && options.idempotencyKey !== undefined && options.idempotencyKey !== false) {
+  const takesKey = method === 'POST' || method === 'PATCH';
+  if (takesKey && options.idempotencyKey !== undefined && options.idempotencyKey !== false) {
     idempotencyKey = options.idempotencyKey;
   }
   if (idempotencyKey !== undefined) assertIdempotencyKey(idempotencyKey);
+  // Only POST gets a key of its own: a PATCH is keyed when the caller says its server honours keys there.
   else if (method === 'POST' && options.idempotencyKey !== false && config.autoIdempotencyKey) {
     idempotencyKey = newIdempotencyKey();
   }
@@ -129,7 +131,7 @@ export async function prepareCall(
   return { ok: true, request: { url, headers, body, streamed, signal, idempotencyKey, keyField } };
 }
 
-function resolveUrl(config: NormalizedOptions, path: string, query: Query | undefined): string {
+export function resolveUrl(config: NormalizedOptions, path: string, query: Query | undefined): string {
   if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
   const url = new URL(path, config.baseUrl);
   // The client's credentials go to its own origin only; a Location elsewhere must be fetched by hand.

@@ -21,9 +21,13 @@ const retryableStatuses = new Map<number, 'refused' | 'unknown'>([
   [504, 'unknown'],
 ]);
 
-/** True when repeating the request cannot create a second effect. */
-export function isSafeToRepeat(method: string, hasIdempotencyKey: boolean): boolean {
-  return hasIdempotencyKey || idempotentMethods.has(method.toUpperCase());
+/**
+ * True when repeating the request cannot create a second effect. A PATCH with If-Match is: once
+ * it applied, the ETag changed, so a repeat is refused with 412 instead of applied twice.
+ */
+export function isSafeToRepeat(method: string, hasIdempotencyKey: boolean, hasIfMatch = false): boolean {
+  const upper = method.toUpperCase();
+  return hasIdempotencyKey || idempotentMethods.has(upper) || (upper === 'PATCH' && hasIfMatch);
 }
 
 /**
