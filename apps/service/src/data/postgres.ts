@@ -36,6 +36,11 @@ export async function openPostgresServiceData(
   });
   // An idle client that loses its server emits 'error'; without a listener it would crash the process.
   pool.on('error', () => {});
+  // So may a client inside `pool.query` whose backend is terminated mid-query: pg-pool listens
+  // there with `once`, and the second 'error' (the FATAL message, then the closed socket) found
+  // no listener and crashed the process under chaos's backend kills. The query itself still
+  // fails with the error, and the pool discards the client.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const unitOfWork = createPostgresUnitOfWork<PoolClient>(pool).register(...postgresServiceMigrations);
   const store = new PostgresIdempotencyStore<PoolClient>({ unitOfWork });
   // The outbox in the same database: a job or event commits with the order that caused it.
@@ -54,6 +59,7 @@ export async function openPostgresServiceData(
     connectionTimeoutMillis: limits.connectTimeoutMs,
   });
   migrationPool.on('error', () => {});
+  migrationPool.on('connect', (client) => client.on('error', () => {}));
   try {
     await createPostgresUnitOfWork<PoolClient>(migrationPool).migrate(unitOfWork.migrations);
   } catch (error) {
