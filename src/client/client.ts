@@ -14,6 +14,7 @@ import type {
   UpdateOptions,
 } from './call-options.js';
 import { type ClientOptions, type NormalizedOptions, normalizeOptions } from './options.js';
+import { type PageOptions, paginate } from './pagination.js';
 import { configForCall } from './per-call.js';
 import { type Call, resolveUrl } from './request.js';
 import type { Result } from './result.js';
@@ -35,6 +36,14 @@ export interface Client {
   /** The headers only (`etag`, `headers`); `data` is undefined. */
   head(path: string, options?: HeadOptions): Promise<Result<undefined>>;
   delete<TData = unknown>(path: string, options?: DeleteOptions<TData>): Promise<Result<TData>>;
+  /**
+   * Every page of a list that links to the next with `Link: <…>; rel="next"`: one result per
+   * page, ending after the last page, at the first failure (yielded), or after `maxPages`.
+   */
+  pages<TData = unknown>(
+    path: string,
+    options?: PageOptions<TData>,
+  ): AsyncGenerator<Result<TData>, void, undefined>;
   /** Read, change, write with If-Match; on 412 read again and re-apply, a bounded number of times. */
   update<TData = unknown>(
     path: string,
@@ -60,7 +69,7 @@ export function createClient(options: ClientOptions): Client {
       run(callConfig, withEtag, budgetFor(callConfig)),
     );
   };
-  return {
+  const client: Client = {
     // One implementation behind the typed overloads: `data` is whatever responseType produced.
     get: ((path: string, callOptions?: GetOptions<unknown>) =>
       send('GET', path, undefined, callOptions)) as Client['get'],
@@ -76,7 +85,12 @@ export function createClient(options: ClientOptions): Client {
       config.etagCache?.forget(resolveUrl(config, path, undefined));
       return result;
     },
+    pages: (path, callOptions) =>
+      paginate(config.baseUrl.origin, path, callOptions ?? {}, (page, pageOptions) =>
+        client.get(page, pageOptions),
+      ),
   };
+  return client;
 }
 
 /** One deadline per logical call, from the call's own `deadlineMs` when it set one. */

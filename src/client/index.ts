@@ -38,6 +38,7 @@ export {
   type RetryOptions,
   type ShouldRetryInfo,
 } from './options.js';
+export { defaultMaxPages, nextLink, type PageOptions } from './pagination.js';
 export type { RedirectPolicy } from './redirects.js';
 export { defaultMaxResponseBytes, type ResponseType } from './response-body.js';
 export type {
