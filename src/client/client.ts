@@ -1,6 +1,7 @@
 // The client's public face: `createClient` checks the options once and wires each method to the
 // attempt loop (attempts.ts) or to update() (update.ts), each call with its own deadline.
 
+import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { type Budget, run } from './attempts.js';
 import { cachedRun } from './cached-run.js';
 import type {
@@ -20,6 +21,9 @@ import { type Call, resolveUrl } from './request.js';
 import type { Result } from './result.js';
 import { update } from './update.js';
 
+/** What a write accepts as its body: the schema's input type when a schema is given, else anything. */
+export type BodyFor<TSchema extends StandardSchemaV1> = StandardSchemaV1.InferInput<TSchema>;
+
 export interface Client {
   get(path: string, options: GetOptions<string> & { responseType: 'text' }): Promise<Result<string>>;
   get(path: string, options: GetOptions<Uint8Array> & { responseType: 'bytes' }): Promise<Result<Uint8Array>>;
@@ -29,10 +33,23 @@ export interface Client {
   ): Promise<Result<ReadableStream<Uint8Array>>>;
   get(path: string, options: GetOptions<Response> & { responseType: 'response' }): Promise<Result<Response>>;
   get<TData = unknown>(path: string, options?: GetOptions<TData>): Promise<Result<TData>>;
-  post<TData = unknown>(path: string, body: unknown, options?: PostOptions<TData>): Promise<Result<TData>>;
-  put<TData = unknown>(path: string, body: unknown, options?: PutOptions<TData>): Promise<Result<TData>>;
+  /** With a `schema`, `body` is typed as that schema's input. */
+  post<TData = unknown, TSchema extends StandardSchemaV1 = StandardSchemaV1>(
+    path: string,
+    body: BodyFor<TSchema>,
+    options?: PostOptions<TData> & { schema?: TSchema },
+  ): Promise<Result<TData>>;
+  put<TData = unknown, TSchema extends StandardSchemaV1 = StandardSchemaV1>(
+    path: string,
+    body: BodyFor<TSchema>,
+    options?: PutOptions<TData> & { schema?: TSchema },
+  ): Promise<Result<TData>>;
   /** Retried only with `ifMatch` or your own `idempotencyKey`. */
-  patch<TData = unknown>(path: string, body: unknown, options?: PatchOptions<TData>): Promise<Result<TData>>;
+  patch<TData = unknown, TSchema extends StandardSchemaV1 = StandardSchemaV1>(
+    path: string,
+    body: BodyFor<TSchema>,
+    options?: PatchOptions<TData> & { schema?: TSchema },
+  ): Promise<Result<TData>>;
   /** The headers only (`etag`, `headers`); `data` is undefined. */
   head(path: string, options?: HeadOptions): Promise<Result<undefined>>;
   delete<TData = unknown>(path: string, options?: DeleteOptions<TData>): Promise<Result<TData>>;

@@ -57,7 +57,10 @@ export interface RetryInfo {
 }
 
 export interface ClientOptions {
-  /** Requests resolve against this URL (WHATWG rules: `/users` is origin-relative). */
+  /**
+   * Where requests go. A path in it is a prefix: with `https://api.test/v1`, `/users` and `users`
+   * are `/v1/users`, and a path that already starts with `/v1/` (a Location) is kept as it is.
+   */
   baseUrl: string | URL;
   /** Sent as `Authorization: Bearer <token>`. */
   token?: string;

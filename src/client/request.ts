@@ -133,7 +133,7 @@ export async function prepareCall(
 
 export function resolveUrl(config: NormalizedOptions, path: string, query: Query | undefined): string {
   if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
-  const url = new URL(path, config.baseUrl);
+  const url = new URL(underBasePath(config.baseUrl, path), config.baseUrl);
   // The client's credentials go to its own origin only; a Location elsewhere must be fetched by hand.
   if (url.origin !== config.baseUrl.origin) {
     throw new TypeError(`path ${path} leaves the client's origin ${config.baseUrl.origin}`);
@@ -142,6 +142,18 @@ export function resolveUrl(config: NormalizedOptions, path: string, query: Query
     if (value !== undefined) url.searchParams.append(name, String(value));
   }
   return url.href;
+}
+
+/**
+ * A `baseUrl` with a path (`https://api.test/v1`) is a prefix, as ky's `prefixUrl` is: `/users`
+ * and `users` both mean `/v1/users`, where WHATWG resolution would drop the `/v1`. A path that
+ * already starts with the prefix (a `Location` such as `/v1/users/42`) and a full URL stay as they are.
+ */
+function underBasePath(baseUrl: URL, path: string): string {
+  const prefix = baseUrl.pathname.replace(/\/+$/, '');
+  if (prefix === '' || /^[a-z][a-z\d+.-]*:/i.test(path) || path.startsWith('//')) return path;
+  if (path === prefix || path.startsWith(`${prefix}/`) || path.startsWith(`${prefix}?`)) return path;
+  return `${prefix}/${path.replace(/^\/+/, '')}`;
 }
 
 /** Problem JSON is always accepted, so an error answer can still be read. */

@@ -3,6 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { createClient } from '../../src/client/index.js';
 import { problem, sendJson, startFaultServer, type TestServer } from './servers.js';
 
@@ -224,5 +225,35 @@ describe('defect 6: a 201 whose body is cut off', () => {
     const result = await clientFor(server.url).post('/orders', {});
     expect(server.count()).toBe(3);
     expect(!result.ok && result.error).toMatchObject({ status: 201, sent: 'yes', retryable: true });
+  });
+});
+
+describe('minor: baseUrl with a path, and schema-typed bodies', () => {
+  it('treats a baseUrl path as a prefix, and keeps a Location that already carries it', async () => {
+    const server = await serve((req, res) => sendJson(res, 200, { at: req.path }));
+    const client = clientFor(`${server.url}/v1`);
+    await client.get('/users');
+    await client.get('users/2');
+    await client.get('/v1/users/42');
+    await client.get(`${server.url}/v1/x`);
+    await clientFor(`${server.url}/v1/`).get('/users');
+    expect(server.requests.map((r) => r.path)).toEqual([
+      '/v1/users',
+      '/v1/users/2',
+      '/v1/users/42',
+      '/v1/x',
+      '/v1/users',
+    ]);
+  });
+
+  it('types the body as the schema input (a compile-time check, proven by tsc)', async () => {
+    const server = await serve((_req, res) => sendJson(res, 201, {}));
+    const schema = z.object({ username: z.string() });
+    const client = clientFor(server.url);
+    // @ts-expect-error username must be a string: before the fix the body was `unknown` and this compiled.
+    const wrong = await client.post('/users', { username: 42 }, { schema });
+    expect(!wrong.ok && wrong.error.kind).toBe('invalid_input');
+    const right = await client.post('/users', { username: 'ann' }, { schema });
+    expect(right.ok).toBe(true);
   });
 });
