@@ -153,8 +153,16 @@ export const defaultBodyLimitBytes = 1024 * 1024;
  */
 export const maxPathParamLength = 100;
 
-/** Headers a browser script must be able to read for safe retries and If-Match. */
-const exposedHeaders = ['Location', 'ETag', 'Idempotent-Replayed', 'Retry-After', 'Link'];
+/** Headers a browser script must be able to read for safe retries, If-Match and 202 operations. */
+const exposedHeaders = [
+  'Location',
+  'ETag',
+  'Idempotent-Replayed',
+  'Retry-After',
+  'Link',
+  'Operation-Location',
+  'Preference-Applied',
+];
 
 export async function buildServiceApp<Tx>(options: ServiceOptions<Tx>): Promise<FastifyInstance> {
   const { data } = options;

@@ -106,6 +106,25 @@ describe('the operation resources of the service', () => {
   });
 });
 
+describe('a long-poll during shutdown', () => {
+  it('answers at once with the state as it is when the process is told to stop (SIGTERM)', async () => {
+    const service = await startOn('sqlite', { RETRYSAFE_TEST_IMPORT_BATCH_PAUSE_MS: '30000' });
+    const asA = api(service.url);
+    const accepted = await postImport(asA, orders(1000), 'shutdown');
+    await batchCommitted(service, accepted.json.id, 0);
+    const polling = asA(`/operations/${accepted.json.id}`, { headers: { prefer: 'wait=60' } });
+    // Let the poll reach its wait before the signal.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const stopped = service.stop();
+    const answer = await polling;
+    // Well before its 60 s (the test's 20 s timeout would fail it): running, with Retry-After.
+    expect(answer.status).toBe(200);
+    expect(answer.json.status).toBe('running');
+    expect(answer.headers.get('retry-after')).toBe('1');
+    await stopped;
+  }, 20_000);
+});
+
 describe('operation retention', () => {
   it('refuses OPERATIONS_RETENTION_MS under 24 h, at start', async () => {
     expect(operationsRetentionFromEnv({})).toBe(24 * 60 * 60_000);

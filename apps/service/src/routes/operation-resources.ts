@@ -60,6 +60,12 @@ const retryAfterHeader = {
 
 export function operationResourceRoutes<Tx>(app: FastifyInstance, data: ServiceData<Tx>): void {
   const operations = data.operations;
+  // A shutdown ends every long-poll at once (each answers with the state as it is), so a
+  // draining process is not held open by monitors waiting up to a minute.
+  const closing = new AbortController();
+  app.addHook('preClose', async () => {
+    closing.abort();
+  });
 
   app.get<{ Params: { id: string } }>(
     '/operations/:id',
@@ -88,7 +94,7 @@ export function operationResourceRoutes<Tx>(app: FastifyInstance, data: ServiceD
         try {
           return await operations.waitFor(tenant, request.params.id, {
             timeoutMs: wait * 1000,
-            signal: gone.signal,
+            signal: AbortSignal.any([gone.signal, closing.signal]),
           });
         } finally {
           reply.raw.off('close', onClose);
