@@ -159,7 +159,9 @@ describe.each<Backend>(['sqlite', 'postgres'])('bulk order imports on %s', (back
       ),
       await postImport(asA, { orders: importInput(1), callbackUrl: 'ftp://example.com/done' }, key),
     ];
-    expect(refused.map((answer) => answer.status)).toEqual([415, 400, 400, 422, 422, 422, 422]);
+    // A good import without a key: 400 (the key is required), and nothing starts.
+    refused.push(await asA('/orders/imports', { method: 'POST', body: [goodOrder(0)] }));
+    expect(refused.map((answer) => answer.status)).toEqual([415, 400, 400, 422, 422, 422, 422, 400]);
     for (const answer of refused)
       expect(answer.headers.get('content-type')).toContain('application/problem+json');
     expect(refused[6]!.json.errors).toEqual([
