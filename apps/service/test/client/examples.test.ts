@@ -2,6 +2,7 @@
 // and what it printed and returned is checked. Needs `npm run build` (the examples import the package).
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { main as createUser } from '../../../../docs/examples/client-create-user.js';
+import { main as listAndCache } from '../../../../docs/examples/client-list-and-cache.js';
 import { main as orderOverFlakyNetwork } from '../../../../docs/examples/client-order-flaky-network.js';
 import { main as replaceProfile } from '../../../../docs/examples/client-replace-profile.js';
 import { api, type StartedService, startService } from '../helpers/service.js';
@@ -46,5 +47,23 @@ it('client-order-flaky-network: the lost answer is replayed and exactly one orde
     'Attempt 1 failed (network, sent: maybe); retrying',
     expect.stringMatching(/^Order [0-9a-f-]{36} placed after 2 attempts \(replayed: true\)$/),
     'Orders with this note on the server: 1',
+  ]);
+});
+
+it('client-list-and-cache: reads every user page by page, and a re-read is a 304 from the cache', async () => {
+  const lines: string[] = [];
+  const { seen, pageCount, fresh, again, attempts } = await listAndCache(service.url, (line) =>
+    lines.push(line),
+  );
+  const all = await api(service.url)('/users?limit=100');
+  expect(seen).toBe(all.json.data.length);
+  expect(pageCount).toBe(Math.ceil(seen / 2));
+  expect(fresh).toMatchObject({ ok: true, status: 200, notModified: false });
+  expect(again).toMatchObject({ ok: true, status: 304, notModified: true });
+  expect(again.ok && fresh.ok && again.data).toEqual(fresh.ok && fresh.data);
+  expect(attempts.every((a) => a.endsWith('#1'))).toBe(true);
+  expect(lines).toEqual([
+    `Read ${seen} users in ${pageCount} pages`,
+    expect.stringMatching(/^Re-read \w+: HTTP 304, not modified: true$/),
   ]);
 });
