@@ -113,13 +113,12 @@ export async function listedOrderIds(as: Api, importId: string): Promise<string[
   return ids;
 }
 
-/** Orders of `tenant` in the database itself, whatever any route shows. */
-export async function storedOrderCount(backend: Backend, db: string, tenant: string): Promise<number> {
+/** One number from the database itself, whatever any route shows (`?` placeholders). */
+async function storedNumber(backend: Backend, db: string, sql: string, values: string[]): Promise<number> {
   if (backend === 'sqlite') {
     const file = new Database(db, { readonly: true, fileMustExist: true });
     try {
-      return (file.prepare('SELECT count(*) AS n FROM orders WHERE tenant = ?').get(tenant) as { n: number })
-        .n;
+      return Number((file.prepare(sql).get(...values) as { n: number }).n);
     } finally {
       file.close();
     }
@@ -128,13 +127,28 @@ export async function storedOrderCount(backend: Backend, db: string, tenant: str
   const client = new pg.Client({ connectionString: db });
   await client.connect();
   try {
-    const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM orders WHERE tenant = $1', [
-      tenant,
-    ]);
+    let position = 0;
+    const text = sql.replace(/\?/g, () => `$${++position}`);
+    const { rows } = await client.query<{ n: string }>(text, values);
     return Number(rows[0]!.n);
   } finally {
     await client.end();
   }
+}
+
+/** Orders of `tenant` in the database itself. */
+export function storedOrderCount(backend: Backend, db: string, tenant: string): Promise<number> {
+  return storedNumber(backend, db, 'SELECT count(*) AS n FROM orders WHERE tenant = ?', [tenant]);
+}
+
+/** Whether import `id`'s stored input was dropped (it is once the import ended), polled briefly. */
+export async function inputDropped(backend: Backend, db: string, id: string): Promise<boolean> {
+  const sql = 'SELECT count(*) AS n FROM order_imports WHERE id = ? AND input IS NULL';
+  for (let poll = 0; poll < 50; poll++) {
+    if ((await storedNumber(backend, db, sql, [id])) === 1) return true;
+    await new Promise((resolve) => setTimeout(resolve, 40));
+  }
+  return false;
 }
 
 /** Resolves once the service logged import `operationId`'s batch `batch` committed (bounded). */

@@ -16,6 +16,7 @@ import {
   expectedOrderIds,
   goodOrder,
   importInput,
+  inputDropped,
   listedOrderIds,
   postImport,
   startOn,
@@ -84,6 +85,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('bulk order imports on %s', (back
     expect(listed).toHaveLength(1940);
     expect([...listed].sort()).toEqual(expectedOrderIds(id, 2000));
     expect(await storedOrderCount(backend, service.dbPath, 'a')).toBe(1940);
+    expect(await inputDropped(backend, service.dbPath, id)).toBe(true);
     // Recorded as placed: an import charges nobody.
     const one = await asA(`/orders/${listed[5]}`);
     expect(one.json).toMatchObject({ payment: { status: 'placed', paidCents: 0 }, shipment: null });
@@ -121,6 +123,8 @@ describe.each<Backend>(['sqlite', 'postgres'])('bulk order imports on %s', (back
     expect((result.json.created + result.json.failed) % 500).toBe(0);
     const expected = new Set(expectedOrderIds(id, 2000));
     expect(listed.every((orderId) => expected.has(orderId))).toBe(true);
+    // A canceled import's input is not kept: it will never be read again.
+    expect(await inputDropped(backend, service.dbPath, id)).toBe(true);
 
     // Asked again once canceled: 200 with the operation. A finished one cannot be canceled: 409.
     const again = await asA(`/operations/${id}/cancel`, { method: 'POST' });

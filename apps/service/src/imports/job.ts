@@ -3,7 +3,7 @@
 // any point resumes after the last committed batch and never imports an order twice. Bad
 // orders are reported, not fatal: the operation succeeds with the result's location.
 import type { FastifyBaseLogger } from 'fastify';
-import type { JobHandler } from 'retrysafe/effects';
+import type { JobContext, JobHandler } from 'retrysafe/effects';
 import { type OperationJobPayload, runOperation } from 'retrysafe/operations';
 import type { ServiceData } from '../data/types.js';
 import { checkImportedOrder } from './order-validation.js';
@@ -28,8 +28,26 @@ export function importJobHandler<Tx>(
   deps: ImportJobDeps<Tx>,
 ): JobHandler<Tx, OperationJobPayload<ImportJobInput>> {
   const { data } = deps;
-  return (context) =>
-    runOperation(context, data.operations, async (work) => {
+  return async (context) => {
+    try {
+      return await run(context);
+    } finally {
+      await dropInputIfEnded(context.job.payload);
+    }
+  };
+
+  /** Canceled or failed (at once, or on the last attempt): the input will not be read again. */
+  async function dropInputIfEnded(payload: OperationJobPayload<ImportJobInput> | undefined) {
+    if (typeof payload?.operationId !== 'string' || typeof payload.input?.tenant !== 'string') return;
+    const { operationId, input } = payload;
+    const ended = await data.operations.getById(operationId).catch(() => undefined);
+    if (ended?.status !== 'canceled' && ended?.status !== 'failed') return;
+    // Best effort: a failure here leaves the input, which only costs space.
+    await data.transaction((tx) => data.imports.finish(tx, input.tenant, operationId)).catch(() => {});
+  }
+
+  function run(context: JobContext<Tx, OperationJobPayload<ImportJobInput>>) {
+    return runOperation(context, data.operations, async (work) => {
       const { tenant, total } = work.input;
       const id = work.operation.id;
       // Read once per run, and only by a batch that runs: done batches are skipped by their checkpoints.
@@ -70,6 +88,7 @@ export function importJobHandler<Tx>(
       await work.step('finish', (tx) => data.imports.finish(tx, tenant, id));
       return importPath(id);
     });
+  }
 }
 
 function pause(ms: number, signal: AbortSignal): Promise<void> {
