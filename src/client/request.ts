@@ -22,8 +22,6 @@ export interface PreparedRequest {
   /** Sent by every attempt; the attempt loop only sets `x-retry-count` on it. */
   headers: Headers;
   body: WireBody | undefined;
-  /** A stream body: fetch consumes it, so the call must not send it again. */
-  streamed: boolean;
   signal: AbortSignal | undefined;
   idempotencyKey: string | undefined;
   /** Spread into every result, so a caller can retry by hand with the same key. */
@@ -127,8 +125,8 @@ export async function prepareCall(
   }
   if (encoded.contentType !== undefined) headers.set('content-type', encoded.contentType);
 
-  const { body, streamed } = encoded;
-  return { ok: true, request: { url, headers, body, streamed, signal, idempotencyKey, keyField } };
+  // A stream body (streamed) is only ever sent by a call of one attempt (mayRepeat above).
+  return { ok: true, request: { url, headers, body: encoded.body, signal, idempotencyKey, keyField } };
 }
 
 export function resolveUrl(config: NormalizedOptions, path: string, query: Query | undefined): string {

@@ -103,7 +103,8 @@ async function fetchFollowing(request: AttemptRequest, signal: AbortSignal): Pro
     const response = await request.fetch(url, init);
     if (request.redirect === 'follow' || hop >= maxRedirects) return response;
     const next = sameOriginHop(response, url, method, origin);
-    if (next === undefined) return response;
+    // A stream was consumed by the first request; hand the 307/308 back rather than send nothing.
+    if (next === undefined || (next.keepsBody && body instanceof ReadableStream)) return response;
     await response.body?.cancel();
     if (!next.keepsBody && body !== undefined) {
       body = undefined;

@@ -90,6 +90,17 @@ describe('defect 2: non-JSON bodies are sent faithfully or refused', () => {
     expect(server.requests[0]?.body).toBe('streamed');
   });
 
+  it('hands back a 307 for a stream body instead of resending a consumed stream', async () => {
+    const server = await serve((req, res) => {
+      if (req.path === '/old') res.writeHead(307, { location: '/new' }).end();
+      else sendJson(res, 201, {});
+    });
+    const client = clientFor(server.url, { retry: { maxAttempts: 1 } });
+    const result = await client.put('/old', new Blob(['streamed']).stream());
+    expect(server.requests.map((r) => [r.path, r.body])).toEqual([['/old', 'streamed']]);
+    expect(!result.ok && result.error).toMatchObject({ kind: 'bad_response', status: 307 });
+  });
+
   it('refuses a Map, a Set, a class instance or a nested Uint8Array as invalid_input and sends nothing', async () => {
     const server = await serve((_req, res) => sendJson(res, 201, {}));
     const client = clientFor(server.url);
