@@ -120,6 +120,18 @@ async function openPayments(config: ServiceConfig) {
 
 export async function serve(config: ServiceConfig): Promise<FastifyInstance> {
   const startup = startupDeadline(config.startupTimeoutMs);
+  try {
+    return await startServing(config, startup);
+  } finally {
+    // Also when start-up failed: the error is the answer, the deadline must not hold the exit.
+    startup.done();
+  }
+}
+
+async function startServing(
+  config: ServiceConfig,
+  startup: ReturnType<typeof startupDeadline>,
+): Promise<FastifyInstance> {
   const data = await startup.retrying('opening the database and applying migrations', () =>
     openServiceData(config.database, config.postgres),
   );
