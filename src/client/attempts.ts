@@ -8,6 +8,7 @@ import { explainNoRetry, judge, sentOf, success } from './outcome.js';
 import { type Call, prepareCall } from './request.js';
 import { type ClientError, fail, formatMs, type Result, type Sent } from './result.js';
 import { backoffDelayMs, combineSent, isSafeToRepeat } from './retry.js';
+import { sleep } from './sleep.js';
 import { sendAttempt } from './transport.js';
 
 /** One logical call's shared budget: update() runs several requests under one deadline. */
@@ -128,22 +129,6 @@ function deadlineError(
     attempts,
     ...keyField,
   };
-}
-
-/** Resolves true after the wait, false as soon as the signal aborts (even mid-wait). */
-function sleep(delayMs: number, signal: AbortSignal | undefined): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal?.aborted === true) return resolve(false);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, delayMs);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** 2xx, and a 304: the answer to a conditional GET that what the caller holds is still current. */

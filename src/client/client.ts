@@ -14,10 +14,13 @@ import type {
   PutOptions,
   UpdateOptions,
 } from './call-options.js';
+import type { OperationRef } from './operation.js';
 import { type ClientOptions, type NormalizedOptions, normalizeOptions } from './options.js';
 import { type PageOptions, paginate } from './pagination.js';
 import { configForCall } from './per-call.js';
+import { type PollOptions, type PollResult, poll } from './poll.js';
 import { type Call, resolveUrl } from './request.js';
+import { type FillOptions, fill, type ReserveAndFillOptions, reserveAndFill } from './reservation.js';
 import type { Result } from './result.js';
 import { update } from './update.js';
 
@@ -67,6 +70,31 @@ export interface Client {
     change: Change<TData>,
     options?: UpdateOptions<TData>,
   ): Promise<Result<TData>>;
+  /**
+   * Follows a long-running operation (a 202 result, its `operation`, or the monitor's URL) until
+   * it succeeds, fails or is canceled, honouring `Retry-After`, under one deadline. Never throws
+   * on HTTP outcomes; a `timeout` result carries `operationUrl` to resume from.
+   */
+  poll(
+    target: OperationRef | { operation?: OperationRef } | string,
+    options?: PollOptions,
+  ): Promise<PollResult>;
+  /**
+   * POST-PUT: books a resource with an empty POST to `reservePath`, awaits `persist(url, etag)`,
+   * then PUTs `body` with If-Match (retried safely). After a crash, resume with `fill()`.
+   */
+  reserveAndFill<TData = unknown>(
+    reservePath: string,
+    body: unknown,
+    options: ReserveAndFillOptions<TData>,
+  ): Promise<Result<TData>>;
+  /** Fills a reservation: PUT `body` to `url` with `If-Match: etag`; the identical fill repeated gets the same answer. */
+  fill<TData = unknown>(
+    url: string,
+    etag: string,
+    body: unknown,
+    options?: FillOptions<TData>,
+  ): Promise<Result<TData>>;
 }
 
 export function createClient(options: ClientOptions): Client {
@@ -106,8 +134,22 @@ export function createClient(options: ClientOptions): Client {
       paginate(config.baseUrl.origin, path, callOptions ?? {}, (page, pageOptions) =>
         client.get(page, pageOptions),
       ),
+    poll: (target, pollOptions) =>
+      poll((path, getOptions) => client.get(path, getOptions), config.timeoutMs, target, pollOptions ?? {}),
+    reserveAndFill: (reservePath, body, reserveOptions) =>
+      reserveAndFill(reservationCalls(client), reservePath, body, reserveOptions),
+    fill: (url, etag, body, fillOptions) =>
+      fill(reservationCalls(client), url, etag, body, fillOptions ?? {}),
   };
   return client;
+}
+
+function reservationCalls(client: Client) {
+  return {
+    post: (path: string, body: unknown, options: FillOptions) => client.post(path, body, options),
+    put: <TData>(path: string, body: unknown, options: PutOptions<TData>) =>
+      client.put<TData>(path, body, options),
+  };
 }
 
 /** One deadline per logical call, from the call's own `deadlineMs` when it set one. */

@@ -25,6 +25,7 @@ export type {
   Hooks,
 } from './hooks.js';
 export { classifyNetworkFailure, type NetworkFailure } from './network.js';
+export type { OperationRef } from './operation.js';
 export {
   type ClientOptions,
   defaultBaseDelayMs,
@@ -39,7 +40,18 @@ export {
   type ShouldRetryInfo,
 } from './options.js';
 export { defaultMaxPages, nextLink, type PageOptions } from './pagination.js';
+export {
+  defaultMaxPollIntervalMs,
+  defaultPollDeadlineMs,
+  defaultPollIntervalMs,
+  type OperationState,
+  type OperationStatus,
+  operationStatuses,
+  type PollOptions,
+  type PollResult,
+} from './poll.js';
 export type { RedirectPolicy } from './redirects.js';
+export type { FillOptions, Reservation, ReserveAndFillOptions } from './reservation.js';
 export { defaultMaxResponseBytes, type ResponseType } from './response-body.js';
 export type {
   ClientError,

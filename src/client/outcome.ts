@@ -3,6 +3,7 @@
 
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { validateInput } from './body.js';
+import { operationOf } from './operation.js';
 import type { NormalizedOptions } from './options.js';
 import { crossOriginTarget } from './redirects.js';
 import {
@@ -89,6 +90,7 @@ export async function success<TData>(
     }
     data = checked.value;
   }
+  const operation = operationOf(status, headers);
   return {
     ok: true,
     status,
@@ -100,6 +102,7 @@ export async function success<TData>(
     attempts,
     headers,
     ...keyField,
+    ...(operation === undefined ? {} : { operation }),
   };
 }
 

@@ -1,6 +1,8 @@
 // What every client call resolves to: a success or a typed failure that says what happened,
 // whether the server may have acted (`sent`), and whether repeating the call is safe.
 
+import type { OperationRef } from './operation.js';
+
 /** Every way a call can fail. HTTP and network outcomes never throw; they become one of these. */
 export const errorKinds = [
   'invalid_input',
@@ -98,6 +100,8 @@ export interface Success<TData> {
   /** The key this call sent, if any. */
   idempotencyKey?: string;
   headers: Headers;
+  /** On a 202 Accepted: the operation doing the work, to follow with `client.poll()`. */
+  operation?: OperationRef;
 }
 
 export interface Failure {
