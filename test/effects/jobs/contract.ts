@@ -1,6 +1,5 @@
 // The job queue contract: one set of cases the outbox and the runner must pass on every SQL
 // dialect, against real databases. Each case gets a fresh jobs table and business table.
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -14,6 +13,7 @@ import {
   leaseLapsedOnLastAttempt,
   RetryLaterError,
 } from '../../../src/effects/jobs/index.js';
+import { runFixtureUntilThenKill } from '../../helpers/kill-fixture.js';
 import { EventRecorder, gate, ManualClock } from './support.js';
 
 /** What the crash fixture needs to open the same queue and business table in another process. */
@@ -40,7 +40,6 @@ export interface JobsFactory<Tx> {
   create(options: { now?: () => number }): Promise<JobsHarness<Tx>>;
 }
 
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const crashWorker = fileURLToPath(new URL('../fixtures/jobs-crash-worker.ts', import.meta.url));
 
 export function describeJobQueueContract<Tx>(name: string, factory: JobsFactory<Tx>) {
@@ -641,42 +640,6 @@ export function describeJobQueueContract<Tx>(name: string, factory: JobsFactory<
 }
 
 /** Starts the crash fixture on `target`, waits until its job is inside its second step, and SIGKILLs it. */
-async function runCrashWorkerUntilSecondStep(target: WorkerTarget): Promise<void> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--conditions=retrysafe-source',
-      '--import',
-      fileURLToPath(new URL('test/helpers/register-ts.mjs', `file://${repoRoot}`)),
-      crashWorker,
-      JSON.stringify(target),
-    ],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`the worker never reached its second step: ${output}`)),
-        20_000,
-      );
-      const listen = (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes('in-second-step')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      child.stdout.on('data', listen);
-      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`the worker exited (${code ?? signal}) before its second step: ${output}`));
-      });
-    });
-  } finally {
-    child.kill('SIGKILL');
-    await exited;
-  }
+function runCrashWorkerUntilSecondStep(target: WorkerTarget): Promise<void> {
+  return runFixtureUntilThenKill(crashWorker, [JSON.stringify(target)], 'in-second-step');
 }
