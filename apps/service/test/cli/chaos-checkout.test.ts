@@ -3,7 +3,6 @@
 // SQLite / PostgreSQL, real NATS JetStream and RabbitMQ; its audit must find no double charge, no
 // unpaid order, no orphaned charge, no missing or twice-processed event, every fault must have
 // happened, and the run must remove its stream or exchange and queue.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,26 +11,14 @@ import { connect as connectNats, type NatsError } from 'nats';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ChaosReport } from '../../src/chaos/report.js';
+import { type CliRun, runCli } from '../helpers/cli.js';
 import { postgresAdminUrl } from '../helpers/postgres.js';
 
-const binPath = new URL('../../bin/retrysafe.js', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'retrysafe-chaos-checkout-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function chaos(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [binPath, 'chaos', '--scenario', 'checkout', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  return { code, stdout, stderr };
+function chaos(args: string[]): Promise<CliRun> {
+  return runCli(['chaos', '--scenario', 'checkout', ...args]);
 }
 
 /**

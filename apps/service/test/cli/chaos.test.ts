@@ -1,7 +1,6 @@
 // `retrysafe chaos` end to end: the real command, real service processes SIGKILLed and
 // restarted, a fault proxy, real SQLite / PostgreSQL / Redis; then its own audit must find no
 // duplicate and no loss, and every kind of fault must actually have happened.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,24 +8,14 @@ import pg from 'pg';
 import { createClient } from 'redis';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ChaosReport } from '../../src/chaos/report.js';
+import { type CliRun, runCli } from '../helpers/cli.js';
 import { postgresAdminUrl } from '../helpers/postgres.js';
 
-const binPath = new URL('../../bin/retrysafe.js', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'retrysafe-chaos-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function chaos(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [binPath, 'chaos', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  return { code, stdout, stderr };
+function chaos(args: string[]): Promise<CliRun> {
+  return runCli(['chaos', ...args]);
 }
 
 /** About 500 orders with every fault on and a kill every ~1 s (a few kills per run). */
